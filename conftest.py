@@ -1,0 +1,3 @@
+"""Repository root: load lamplighter's pytest plugin (options, markers, stack, report)."""
+
+pytest_plugins = ("fixtures.plugin",)

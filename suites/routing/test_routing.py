@@ -1,0 +1,157 @@
+"""Routing: the scheduler keeps prefix locality and balance where round robin cannot.
+
+Sequential probes check the mechanism (same prefix sticks, distinct prefixes spread); the
+load comparisons measure its effect on the seeded shared-prefix workload (hit rate,
+stickiness, TTFT) against the round-robin baseline, plus a no-sharing control workload where
+routing must make no difference. Figures land in the run report with the baseline beside.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import httpx
+import pytest
+
+from fixtures.comparison import Comparison
+from fixtures.locality import balance, stickiness, usage_hit_rate
+from fixtures.plugin import Evidence, Figure
+from fixtures.stack import Stack
+from loadtests.stats import metric_values, percentiles
+from loadtests.workloads import random_words
+
+pytestmark = [pytest.mark.load, pytest.mark.slow]
+
+MIN_SCHEDULER_HIT_RATE = 0.8
+MAX_BASELINE_HIT_RATE = 0.5
+MAX_TTFT_P90_RATIO = 0.5  # scheduler p90 TTFT at most half of round robin's
+CONTROL_TTFT_TOLERANCE = 0.25  # relative difference of p50 TTFT allowed on the control
+
+
+def _complete(gateway: httpx.Client, stack: Stack, prompt: str) -> str:
+    response = gateway.post("/v1/completions", json={
+        "model": stack.model, "prompt": prompt, "max_tokens": 2})
+    assert response.status_code == 200, f"completion: {response.status_code} {response.text}"
+    return response.headers["x-inference-pod"]
+
+
+def test_same_prefix_goes_to_one_pod(gateway: httpx.Client, stack: Stack) -> None:
+    """Six requests sharing a 1,024-token prefix, sent one after another, land on one pod."""
+    rng = random.Random(7)
+    prefix = random_words(rng, 1024)
+    pods = [_complete(gateway, stack, f"{prefix} {random_words(rng, 16)}") for _ in range(6)]
+    assert len(set(pods)) == 1, f"same-prefix requests spread over pods: {pods}"
+
+
+def test_distinct_prefixes_spread(gateway: httpx.Client, stack: Stack) -> None:
+    """Twelve unrelated prompts on idle pods use more than one pod.
+
+    Ties are broken at random, so all twelve on one of N pods has probability N^-11
+    (< 1e-6 for N = 4): a failure means the picker is not spreading.
+    """
+    if len(stack.pods) < 2:
+        pytest.skip("needs at least two pods")
+    rng = random.Random(11)
+    pods = Counter(_complete(gateway, stack, random_words(rng, 256)) for _ in range(12))
+    assert len(pods) >= 2, f"twelve distinct prefixes all went to one pod: {dict(pods)}"
+
+
+def test_prefix_cache_hit_rate_beats_round_robin(shared_prefix_comparison: Comparison,
+                                                 evidence: Evidence) -> None:
+    c = shared_prefix_comparison
+    sched, base = c.scheduler.pod_hit_rate, c.baseline.pod_hit_rate
+    evidence.figure(Figure("prefix_cache_hit_rate", sched, "ratio", baseline=base,
+                           threshold=f">= {MIN_SCHEDULER_HIT_RATE} (baseline <= "
+                                     f"{MAX_BASELINE_HIT_RATE})",
+                           samples=len(c.scheduler.result.samples),
+                           workload=_describe(c), note="token-weighted, per-pod counter deltas"))
+    assert sched >= MIN_SCHEDULER_HIT_RATE, (
+        f"scheduler prefix-cache hit rate {sched:.3f} < {MIN_SCHEDULER_HIT_RATE} "
+        f"(round robin {base:.3f}) on {_describe(c)}")
+    assert base <= MAX_BASELINE_HIT_RATE, (
+        f"round-robin hit rate {base:.3f} > {MAX_BASELINE_HIT_RATE}: the workload is too easy "
+        f"to tell routers apart ({_describe(c)})")
+
+
+def test_cached_tokens_agree_with_pod_counters(shared_prefix_comparison: Comparison,
+                                               evidence: Evidence) -> None:
+    """Clients' ``usage.cached_tokens`` and the pods' counters tell the same story (±0.05)."""
+    for run in (shared_prefix_comparison.scheduler, shared_prefix_comparison.baseline):
+        from_usage = usage_hit_rate(run.result.samples)
+        evidence.figure(Figure(f"usage_hit_rate_{run.label}", from_usage, "ratio",
+                               samples=len(run.result.samples),
+                               note="sum(cached_tokens) / sum(prompt_tokens)"))
+        assert abs(from_usage - run.pod_hit_rate) <= 0.05, (
+            f"{run.label}: hit rate from usage.cached_tokens {from_usage:.3f} disagrees with "
+            f"the pods' vllm:prefix_cache_* deltas {run.pod_hit_rate:.3f}")
+
+
+def test_stickiness_beats_round_robin(shared_prefix_comparison: Comparison,
+                                      evidence: Evidence, stack: Stack) -> None:
+    c = shared_prefix_comparison
+    sched = stickiness(c.scheduler.result.samples)
+    base = stickiness(c.baseline.result.samples)
+    evidence.figure(Figure("top_pod_share_per_group", sched.top_pod_share, "ratio",
+                           baseline=base.top_pod_share, samples=sched.groups,
+                           note=f"distinct pods per group {sched.distinct_pods:.2f} "
+                                f"(baseline {base.distinct_pods:.2f})"))
+    assert sched.top_pod_share >= 0.8, (
+        f"prefix groups are not sticky: mean top-pod share {sched.top_pod_share:.2f} < 0.8 "
+        f"(round robin {base.top_pod_share:.2f})")
+    assert sched.top_pod_share > base.top_pod_share + 0.2, (
+        f"stickiness {sched.top_pod_share:.2f} barely beats round robin "
+        f"{base.top_pod_share:.2f}")
+
+
+def test_load_stays_balanced(shared_prefix_comparison: Comparison, evidence: Evidence,
+                             stack: Stack) -> None:
+    """Balance guard: no pod takes more than twice its fair share (prefix-only failure)."""
+    result = balance(shared_prefix_comparison.scheduler.result.samples,
+                     [p.name for p in stack.pods])
+    fair = 1 / len(stack.pods)
+    evidence.figure(Figure("max_pod_share", result.max_share, "ratio", baseline=fair,
+                           threshold=f"<= {2 * fair:.2f}", note=f"requests per pod "
+                                                               f"{result.per_pod}"))
+    assert result.max_share <= 2 * fair, (
+        f"one pod took {result.max_share:.0%} of the requests (fair share {fair:.0%}): "
+        f"{result.per_pod}")
+
+
+def test_ttft_p90_at_most_half_of_round_robin(shared_prefix_comparison: Comparison,
+                                              evidence: Evidence) -> None:
+    c = shared_prefix_comparison
+    sched_ttft = metric_values(c.scheduler.result.samples, "ttft")
+    base_ttft = metric_values(c.baseline.result.samples, "ttft")
+    sched_p90 = percentiles(sched_ttft, (90,))["p90"]
+    base_p90 = percentiles(base_ttft, (90,))["p90"]
+    evidence.figure(Figure("ttft_p90_seconds", sched_p90, "s", baseline=base_p90,
+                           threshold=f"<= {MAX_TTFT_P90_RATIO} x baseline",
+                           samples=len(sched_ttft), workload=_describe(c)))
+    assert sched_p90 <= MAX_TTFT_P90_RATIO * base_p90, (
+        f"TTFT p90 {sched_p90 * 1e3:.0f} ms (n={len(sched_ttft)}) is not at most half of "
+        f"round robin's {base_p90 * 1e3:.0f} ms (n={len(base_ttft)})")
+
+
+def test_control_workload_routing_makes_no_difference(control_comparison: Comparison,
+                                                      evidence: Evidence) -> None:
+    """With no shared prefixes, both routers see misses only and similar TTFT."""
+    c = control_comparison
+    sched = percentiles(metric_values(c.scheduler.result.samples, "ttft"), (50,))["p50"]
+    base = percentiles(metric_values(c.baseline.result.samples, "ttft"), (50,))["p50"]
+    evidence.figure(Figure("control_ttft_p50_seconds", sched, "s", baseline=base,
+                           threshold=f"within {CONTROL_TTFT_TOLERANCE:.0%}",
+                           samples=len(c.scheduler.result.samples), workload=_describe(c)))
+    evidence.figure(Figure("control_prefix_cache_hit_rate", c.scheduler.pod_hit_rate, "ratio",
+                           baseline=c.baseline.pod_hit_rate))
+    assert c.scheduler.pod_hit_rate <= 0.1 and c.baseline.pod_hit_rate <= 0.1, (
+        f"the control workload shares prefixes: hit rates {c.scheduler.pod_hit_rate:.2f} / "
+        f"{c.baseline.pod_hit_rate:.2f}")
+    assert abs(sched - base) <= CONTROL_TTFT_TOLERANCE * base, (
+        f"control TTFT p50 differs by more than {CONTROL_TTFT_TOLERANCE:.0%}: scheduler "
+        f"{sched * 1e3:.0f} ms vs round robin {base * 1e3:.0f} ms")
+
+
+def _describe(c: Comparison) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in sorted(c.workload.params.items()))
+    return f"{c.workload.type}({params}, seed={c.workload.seed}) at {c.plan.rate}/s"

@@ -1,0 +1,47 @@
+"""SLOs: a bounded load run through the gateway, judged by an SLO file (data).
+
+The SLO file is ``--slo`` or ``fixtures/slo/<target>.yaml``; the workload is the plan's
+shared-prefix shape sized from the pods' KV capacity. A run Locust flagged (CPU warning,
+achieved rate under 95% of target) is reported *invalid*: neither passed nor failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import httpx
+import pytest
+from loadtests.api import LoadSpec, run_load
+
+from fixtures.options import HarnessOptions
+from fixtures.plans import load_plan, sized_shared_prefix
+from fixtures.plugin import Evidence
+from fixtures.stack import Stack
+from loadtests.slo import evaluate, load_slo
+
+pytestmark = [pytest.mark.load, pytest.mark.slow]
+
+SLO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "slo"
+SEED = 424242
+
+
+def test_latency_slo_through_gateway(stack: Stack, http: httpx.Client,
+                                     harness_options: HarnessOptions, run_dir: Path,
+                                     evidence: Evidence) -> None:
+    slo_path = harness_options.slo or SLO_DIR / f"{harness_options.target}.yaml"
+    slo = load_slo(slo_path)
+    plan = load_plan(harness_options.target, "slo")
+    workload = sized_shared_prefix(plan, stack, http, SEED)
+    spec = LoadSpec(base_url=stack.gateway_url, model=stack.model, workload=workload,
+                    api="completions", stream=True, arrival="poisson", rate=plan.rate,
+                    users=64, max_requests=plan.requests, duration_s=plan.max_duration_s)
+    result = run_load(spec, run_dir / "load" / "slo", timeout_s=plan.max_duration_s + 60)
+    report = evaluate(slo, result.samples, result.validity)
+    evidence.slo([{**asdict(v), "slo": report.name, "valid": report.valid,
+                   "source": str(slo_path)} for v in report.verdicts])
+    table = "\n".join(v.describe() for v in report.verdicts)
+    if not report.valid:
+        pytest.skip(f"invalid run (not evidence either way): {'; '.join(report.invalid_reasons)}"
+                    f"\n{table}")
+    assert report.passed, f"SLO {report.name} ({slo_path}) not met:\n{table}"

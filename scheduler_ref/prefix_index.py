@@ -41,12 +41,16 @@ def block_hashes(data: bytes, seed: bytes, block_size: int, max_blocks: int) -> 
 
 
 class PrefixIndex:
-    """hash -> set of endpoint keys, with a bounded LRU of hashes per endpoint."""
+    """hash -> endpoint keys, with a bounded LRU of hashes per endpoint.
+
+    The per-hash endpoint collections are ``{key: None}`` dicts, not sets: dicts holding only
+    strings are untracked by the cyclic GC, so a large index does not cause collector pauses.
+    """
 
     __slots__ = ("_lru", "_map", "entries")
 
     def __init__(self) -> None:
-        self._map: dict[int, set[str]] = {}
+        self._map: dict[int, dict[str, None]] = {}
         self._lru: dict[str, OrderedDict[int, None]] = {}
         self.entries = 0  # total (endpoint, hash) pairs held: the indexer size
 
@@ -57,7 +61,7 @@ class PrefixIndex:
         """Blocks each endpoint holds, walking in order until a block no endpoint has."""
         counts: dict[str, int] = {}
         get = self._map.get
-        prev: set[str] | None = None
+        prev: dict[str, None] | None = None
         run = 0
         for h in hashes:
             eps = get(h)
@@ -69,7 +73,7 @@ class PrefixIndex:
             if prev is not None:
                 for ep in prev:
                     counts[ep] = counts.get(ep, 0) + run
-            prev = set(eps)
+            prev = dict(eps)
             run = 1
         if prev is not None:
             for ep in prev:
@@ -91,9 +95,9 @@ class PrefixIndex:
             lru[h] = None
             s = m.get(h)
             if s is None:
-                m[h] = {key}
+                m[h] = {key: None}
             else:
-                s.add(key)
+                s[key] = None
         if capacity > 0:
             pop = lru.popitem
             while len(lru) > capacity:
@@ -104,7 +108,7 @@ class PrefixIndex:
     def _unmap(self, h: int, key: str) -> None:
         s = self._map.get(h)
         if s is not None:
-            s.discard(key)
+            s.pop(key, None)
             if not s:
                 del self._map[h]
 

@@ -27,7 +27,7 @@ def register(*type_names: str) -> Callable[[P], P]:
 
 
 def _load_builtin() -> None:
-    import scheduler_ref.plugins  # noqa: F401  (importing registers every plugin)
+    import scheduler_ref.plugins.builtin  # noqa: F401  (registers every plugin)
 
 
 def known_types() -> list[str]:

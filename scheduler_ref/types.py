@@ -108,6 +108,7 @@ class Decision:
     prefix_total_blocks: int = 0
     candidates: int = 0
     plugin_seconds: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    picked_endpoint: Endpoint | None = None
 
     @property
     def endpoints(self) -> list[str]:

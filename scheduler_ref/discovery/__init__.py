@@ -1,0 +1,1 @@
+"""Endpoint discovery: a static ``--endpoints`` list, or an InferencePool in Kubernetes."""

@@ -1,0 +1,1 @@
+"""Built-in scheduling plugins, one per module (see :mod:`scheduler_ref.plugins.builtin`)."""

@@ -1,0 +1,21 @@
+"""max-score-picker: highest weighted total wins; shuffle first so ties break at random."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from scheduler_ref.plugins.base import Picker
+from scheduler_ref.registry import register
+from scheduler_ref.types import Endpoint
+
+
+@register("max-score-picker")
+class MaxScorePicker(Picker):
+    def pick(
+        self, scored: Sequence[tuple[Endpoint, float]], rng: random.Random
+    ) -> list[Endpoint]:
+        items = list(scored)
+        rng.shuffle(items)
+        items.sort(key=lambda it: it[1], reverse=True)  # stable: shuffled order breaks ties
+        return [e for e, _ in items[: self.max_endpoints]]

@@ -1,0 +1,74 @@
+"""Locality figures from samples and counters, and load-plan sizing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fixtures.locality import balance, pod_hit_rate, stickiness, usage_hit_rate
+from fixtures.plans import LoadPlan, PlanError, load_plan, shared_prefix_groups
+from fixtures.podmetrics import MetricsSnapshot
+from loadtests.samples import Sample
+
+
+def _sample(i: int, group: str, pod: str, prompt: int = 100, cached: int = 0,
+            status: int = 200) -> Sample:
+    return Sample(request_id=i, group=group, api="completions", stream=True, url="u", start=0.0,
+                  prompt_tokens=prompt, cached_tokens=cached, status=status, pod=pod)
+
+
+def _counters(hits: float, queries: float) -> MetricsSnapshot:
+    return MetricsSnapshot.parse(
+        "# TYPE vllm:prefix_cache_hits counter\n"
+        f'vllm:prefix_cache_hits_total{{model_name="m"}} {hits}\n'
+        "# TYPE vllm:prefix_cache_queries counter\n"
+        f'vllm:prefix_cache_queries_total{{model_name="m"}} {queries}\n')
+
+
+def test_pod_hit_rate_is_token_weighted_over_the_pool() -> None:
+    before = {"a": _counters(10, 100), "b": _counters(0, 0)}
+    after = {"a": _counters(90, 200), "b": _counters(0, 300)}
+    assert pod_hit_rate(before, after) == pytest.approx(80 / 400)
+
+
+def test_pod_hit_rate_refuses_an_idle_run() -> None:
+    with pytest.raises(ValueError, match="no prefix-cache queries"):
+        pod_hit_rate({"a": _counters(1, 1)}, {"a": _counters(1, 1)})
+
+
+def test_usage_hit_rate_ignores_failed_requests() -> None:
+    samples = [_sample(0, "g", "a", 100, 50), _sample(1, "g", "a", 100, 100, status=500)]
+    assert usage_hit_rate(samples) == pytest.approx(0.5)
+
+
+def test_stickiness_and_balance() -> None:
+    samples = [_sample(i, "g0", "a") for i in range(3)] + [_sample(3, "g0", "b")]
+    samples += [_sample(4 + i, "g1", "b") for i in range(4)]
+    sticky = stickiness(samples)
+    assert sticky.top_pod_share == pytest.approx((0.75 + 1.0) / 2)
+    assert sticky.distinct_pods == pytest.approx(1.5)
+    bal = balance(samples, ["a", "b", "c"])
+    assert bal.per_pod == {"a": 3, "b": 5, "c": 0}
+    assert bal.max_share == pytest.approx(5 / 8)
+
+
+def test_groups_exceed_one_pod_and_fit_the_pool() -> None:
+    plan = LoadPlan("t", rate=1, requests=10, max_duration_s=10, output_len=1,
+                    system_prompt_len=1024, kv_oversubscription=2.5)
+    assert shared_prefix_groups(plan, pod_capacity_tokens=8192, pods=4) == 20
+    with pytest.raises(PlanError, match="more pods are needed"):
+        shared_prefix_groups(plan, pod_capacity_tokens=8192, pods=2)
+
+
+def test_bad_plan_names_the_field(tmp_path: Path) -> None:
+    (tmp_path / "local.yaml").write_text("routing: {rate: 1, requests: 2, max_duration_s: 3, "
+                                         "output_len: 4, sytem_prompt_len: 5}\n")
+    with pytest.raises(PlanError, match=r"routing\.sytem_prompt_len: unknown field"):
+        load_plan("local", "routing", plans_dir=tmp_path)
+
+
+def test_shipped_plans_load() -> None:
+    for target in ("local", "kind", "cluster"):
+        for section in ("routing", "control", "slo"):
+            assert load_plan(target, section).requests > 0

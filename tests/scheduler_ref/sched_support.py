@@ -1,0 +1,91 @@
+"""Shared helpers for the scheduler_ref tests (imported by module name; no package here)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from scheduler_ref.config import DEFAULT_CONFIG, load_config
+from scheduler_ref.scheduler import Scheduler
+from scheduler_ref.types import Endpoint, LLMRequest
+
+NOW = 1000.0
+
+
+def endpoint(i: int, **metrics: Any) -> Endpoint:
+    metrics.setdefault("metrics_time", NOW)
+    return Endpoint(key=f"10.0.0.{i}:8000", name=f"pod-{i}", **metrics)
+
+
+def endpoints(n: int, **metrics: Any) -> list[Endpoint]:
+    return [endpoint(i, **metrics) for i in range(1, n + 1)]
+
+
+def request(prompt: str, model: str = "m", rid: str = "r", **kw: Any) -> LLMRequest:
+    return LLMRequest(request_id=rid, model=model, prompt=prompt, **kw)
+
+
+def scheduler(text: str = DEFAULT_CONFIG, seed: int = 7, staleness: float = 2.0) -> Scheduler:
+    return Scheduler(load_config(text), staleness=staleness, rng=random.Random(seed))
+
+
+# -- a fake vLLM /metrics endpoint (the model-server seam) ------------------------------------
+
+import asyncio  # noqa: E402
+import threading  # noqa: E402
+
+from aiohttp import web  # noqa: E402
+
+
+class FakeMetricsServer:
+    """Serves vLLM-style gauges on 127.0.0.1 from a background thread; tests set ``gauges``."""
+
+    def __init__(self, waiting: float = 0, running: float = 0, kv: float = 0.1) -> None:
+        self.gauges = {"waiting": waiting, "running": running, "kv": kv}
+        self.fail = False
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _page(self) -> str:
+        g = self.gauges
+        return (
+            "# TYPE vllm:num_requests_waiting gauge\n"
+            f'vllm:num_requests_waiting{{model_name="m"}} {g["waiting"]}\n'
+            "# TYPE vllm:num_requests_running gauge\n"
+            f'vllm:num_requests_running{{model_name="m"}} {g["running"]}\n'
+            "# TYPE vllm:kv_cache_usage_perc gauge\n"
+            f'vllm:kv_cache_usage_perc{{model_name="m"}} {g["kv"]}\n'
+        )
+
+    async def _handle(self, _: web.Request) -> web.Response:
+        if self.fail:
+            return web.Response(status=500)
+        return web.Response(text=self._page())
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_get("/metrics", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+
+    def __enter__(self) -> FakeMetricsServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    @property
+    def key(self) -> str:
+        return f"127.0.0.1:{self.port}"

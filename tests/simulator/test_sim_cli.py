@@ -1,0 +1,42 @@
+"""The real CLI as a subprocess: --help, readiness line, serving, clean SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+from sim_helpers import run_cli
+
+
+def test_help_documents_units_and_defaults() -> None:
+    out = subprocess.run([sys.executable, "-m", "simulator", "--help"], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    for flag in ("--model", "--port", "--pod-name", "--host", "--max-num-seqs",
+                 "--max-num-batched-tokens", "--num-gpu-blocks", "--block-size",
+                 "--step-base-ms", "--prefill-ms-per-token", "--decode-ms-per-seq",
+                 "--speed-factor", "--failure-rate", "--failure-types", "/admin/config",
+                 "x-sim-force-error"):
+        assert flag in out
+    assert "ms (default: 10.0)" in out and "tokens (default: 16)" in out
+
+
+def test_cli_serves_and_stops_on_sigterm() -> None:
+    env_pod = {"POD_NAME": "env-pod", "POD_NAMESPACE": "env-ns"}
+    os.environ.update(env_pod)
+    try:
+        with run_cli("--model", "m1", "--time-scale", "0.1") as (proc, url):
+            assert httpx.get(url + "/health").status_code == 200
+            r = httpx.post(url + "/v1/completions",
+                           json={"model": "m1", "prompt": "hi", "max_tokens": 3})
+            assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
+            assert r.headers["x-inference-pod"] == "env-pod"
+            assert r.headers["x-inference-namespace"] == "env-ns"
+            assert r.headers["x-inference-port"] == url.rsplit(":", 1)[1]
+            os.killpg(proc.pid, signal.SIGTERM)
+            assert proc.wait(10) == 0
+    finally:
+        for key in env_pod:
+            os.environ.pop(key, None)

@@ -1,0 +1,27 @@
+"""What helm and the cluster say about the install itself: releases, CRDs, the HF secret."""
+
+from __future__ import annotations
+
+from fixtures.cluster.checks import (
+    assert_no_problems,
+    helm_release_problems,
+    monitoring_crd_problems,
+)
+from fixtures.cluster.guide import GuideView
+
+
+def test_helm_releases_deployed_with_profile_charts(deployed: GuideView) -> None:
+    """``helm list -o json``: infra, gaie and ms releases deployed at the profile's charts."""
+    assert_no_problems(helm_release_problems(deployed.helm_releases(), deployed.profile))
+
+
+def test_monitoring_crds_installed(deployed: GuideView) -> None:
+    """Charts render ServiceMonitor/PodMonitor (or GKE PodMonitoring); missing CRDs break it."""
+    crds = deployed.profile.monitoring_crds
+    assert_no_problems(monitoring_crd_problems(deployed.crds_present(crds), crds))
+
+
+def test_hf_token_secret_present(deployed: GuideView) -> None:
+    """``llm-d-hf-token`` with key HF_TOKEN exists (its value is never logged)."""
+    problem = deployed.hf_secret_problem()
+    assert_no_problems([problem] if problem else [])

@@ -1,0 +1,59 @@
+"""Fixtures for the cluster-target tests: the emulated API and a deploy-suite runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fixtures.cluster.paths import guide_fixture_dir, repo_root
+
+from .emulator import Emulator, running_emulator
+
+DATA = repo_root() / "tests" / "data"
+NAMESPACE = "llm-d-inference-scheduler"
+
+
+def require_guide_fixtures(version: str) -> None:
+    if not guide_fixture_dir(version).is_dir():
+        pytest.skip(f"guide fixtures {guide_fixture_dir(version)} absent "
+                    "(set LAMPLIGHTER_SHARED_DIR)")
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with running_emulator() as emu:
+        yield emu
+
+
+@dataclass
+class SuiteRun:
+    rc: int
+    output: str
+    run_dir: Path
+
+
+def run_deploy_suite(emulator: Emulator, tmp_path: Path, version: str, provider: str,
+                     *extra: str) -> SuiteRun:
+    """``pytest suites/deploy --target cluster --no-install`` in a subprocess, against the
+    emulator (kubeconfig) with helm answered from recordings."""
+    kubeconfig = emulator.kubeconfig(tmp_path / "kubeconfig")
+    report_dir = tmp_path / "reports"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_TOKEN", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
+    env.update(KUBECONFIG=str(kubeconfig),
+               LAMPLIGHTER_COMMAND_RECORDINGS=str(DATA / "recordings" / version))
+    argv = [sys.executable, "-m", "pytest", "suites/deploy", "--target", "cluster",
+            "--gateway", provider, "--guide-version", version, "--no-install",
+            "--namespace", NAMESPACE, "--report-dir", str(report_dir),
+            "-p", "no:cacheprovider", "-q", "-rfs", "--timeout", "60", *extra]
+    proc = subprocess.run(argv, cwd=repo_root(), env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    runs = [p for p in report_dir.iterdir() if p.is_dir() and not p.is_symlink()]
+    assert len(runs) == 1, f"expected one run folder in {report_dir}: {runs}"
+    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, runs[0])

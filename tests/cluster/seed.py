@@ -1,0 +1,221 @@
+"""Seed the emulated API with a rendered guide (``shared/fixtures/guide/<v>/<provider>``).
+
+Adds what a healthy cluster would report: Deployment statuses, Ready pods with container
+statuses and IPs, Gateway Programmed with an address, the HTTPRoute (fitted to the install
+namespace, as the harness applies it) Accepted/ResolvedRefs, the InferencePool accepted, the
+monitoring CRDs, the HF token secret. Defects are small functions that break one thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fixtures.cluster.paths import guide_fixture_dir
+from fixtures.cluster.profiles import GuideProfile, load_profile
+from fixtures.cluster.providers import load_provider
+
+from .emulator import Emulator
+
+__all__ = ["FAKE_HF_TOKEN", "GuideSeed", "seed_guide"]
+
+Obj = dict[str, Any]
+FAKE_HF_TOKEN = "hf_lamplighterFAKEtoken1234567890"
+RENDERED_NS = "llm-d-inference-scheduler"
+DEFAULT_POSTFIX = "inference-scheduling"
+
+
+def _cond(type_: str, status: str = "True", reason: str = "", message: str = "") -> Obj:
+    return {"type": type_, "status": status, "reason": reason or type_, "message": message,
+            "lastTransitionTime": "2025-01-01T00:00:00Z"}
+
+
+def _docs(path: Path, namespace: str, postfix: str) -> list[Obj]:
+    text = path.read_text().replace(RENDERED_NS, namespace)
+    text = text.replace(f"-{DEFAULT_POSTFIX}", f"-{postfix}")
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def _pods_for(dep: Obj, index_base: int) -> list[Obj]:
+    template = dep["spec"]["template"]
+    name = dep["metadata"]["name"]
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    pods = []
+    for i in range(int(dep["spec"].get("replicas", 1))):
+        spec = copy.deepcopy(template["spec"])
+        running = {"running": {"startedAt": "2025-01-01T00:00:00Z"}}
+        pods.append({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"{name}-{digest}-{i}", "namespace": dep["metadata"]["namespace"],
+                         "labels": dict(template["metadata"].get("labels") or {})},
+            "spec": spec,
+            "status": {
+                "phase": "Running", "podIP": f"10.0.{index_base}.{10 + i}",
+                "conditions": [_cond("Ready"), _cond("ContainersReady")],
+                "containerStatuses": [{"name": c["name"], "ready": True, "restartCount": 0,
+                                       "started": True, "state": running}
+                                      for c in spec.get("containers") or ()],
+                "initContainerStatuses": [{"name": c["name"], "ready": True, "restartCount": 0,
+                                           "started": True, "state": running}
+                                          for c in spec.get("initContainers") or ()],
+            },
+        })
+    return pods
+
+
+class GuideSeed:
+    """The objects of one healthy install, and defects to break it with."""
+
+    def __init__(self, emulator: Emulator, version: str, provider: str, namespace: str,
+                 postfix: str = DEFAULT_POSTFIX) -> None:
+        self.emulator, self.namespace = emulator, namespace
+        self.profile: GuideProfile = load_profile(version, provider, postfix)
+        self.provider = load_provider(provider)
+        self.source = guide_fixture_dir(version)
+
+    def release_objects(self) -> list[Obj]:
+        """What ``helmfile apply`` creates, with the statuses a healthy cluster reports."""
+        objs: list[Obj] = []
+        for release in ("infra", "gaie", "ms"):
+            for doc in _docs(self.source / self.provider.name / f"{release}.yaml",
+                             self.namespace, self.profile.postfix):
+                doc.setdefault("metadata", {}).setdefault("namespace", self.namespace)
+                doc["metadata"].setdefault("labels", {})["lamplighter.test/release"] = release
+                objs.append(doc)
+        extra: list[Obj] = []
+        for i, obj in enumerate(objs):
+            kind = obj["kind"]
+            if kind == "Deployment":
+                replicas = int(obj["spec"].get("replicas", 1))
+                obj["status"] = {"observedGeneration": 1, "replicas": replicas,
+                                 "readyReplicas": replicas, "availableReplicas": replicas,
+                                 "updatedReplicas": replicas,
+                                 "conditions": [_cond("Available"), _cond("Progressing")]}
+                extra += _pods_for(obj, i)
+            elif kind == "Gateway":
+                obj["status"] = {"addresses": [{"type": "IPAddress", "value": "10.96.0.10"}],
+                                 "conditions": [_cond("Accepted"), _cond("Programmed")]}
+                extra += self._gateway_proxy(obj)
+            elif kind == "InferencePool":
+                field = "parents" if obj["apiVersion"].endswith("/v1") else "parent"
+                obj["status"] = {field: [{"parentRef": {"kind": "Gateway",
+                                                        "name": self.profile.gateway_name},
+                                          "conditions": [_cond("Accepted"),
+                                                         _cond("ResolvedRefs")]}]}
+                obj["metadata"]["creationTimestamp"] = "2025-01-01T00:00:00Z"
+        for obj in extra:
+            obj["metadata"].setdefault("labels", {})["lamplighter.test/release"] = "infra"
+        return objs + extra
+
+    def _gateway_proxy(self, gateway: Obj) -> list[Obj]:
+        service = self.provider.service_for(gateway["metadata"]["name"])
+        if not service:
+            return []
+        labels = {"gateway.networking.k8s.io/gateway-name": gateway["metadata"]["name"]}
+        return [
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": service, "namespace": self.namespace, "labels": labels},
+             "spec": {"type": "ClusterIP", "selector": labels,
+                      "ports": [{"name": "http", "port": 80, "targetPort": 80}]}},
+            {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": f"{service}-proxy-0", "namespace": self.namespace,
+                          "labels": labels},
+             "spec": {"containers": [{"name": "proxy", "ports": [{"containerPort": 80}]}]},
+             "status": {"phase": "Running", "podIP": "10.0.99.1",
+                        "conditions": [_cond("Ready")],
+                        "containerStatuses": [{"name": "proxy", "ready": True,
+                                               "restartCount": 0}]}},
+        ]
+
+    def route(self) -> Obj:
+        """The provider's route file as the harness applies it, Accepted and resolved."""
+        route: Obj = yaml.safe_load((self.source / self.provider.route_file).read_text())
+        route["metadata"].update(namespace=self.namespace, name=self.profile.route_name,
+                                 creationTimestamp="2025-01-01T00:05:00Z")
+        for parent in route["spec"]["parentRefs"]:
+            parent["name"] = self.profile.gateway_name
+        for rule in route["spec"]["rules"]:
+            for backend in rule["backendRefs"]:
+                backend["name"] = self.profile.pool_name
+        route["status"] = {"parents": [{
+            "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                          "name": self.profile.gateway_name},
+            "controllerName": f"{self.provider.name}.example/gateway-controller",
+            "conditions": [_cond("Accepted"), _cond("ResolvedRefs")]}]}
+        return route
+
+    def accept_routes(self, obj: Obj) -> None:
+        """Emulator controller: the gateway accepts any HTTPRoute that has no status yet."""
+        if obj.get("kind") == "HTTPRoute" and not obj.get("status"):
+            obj["status"] = self.route()["status"]
+
+    def prerequisites(self) -> list[Obj]:
+        """Namespace, HF token secret, monitoring CRDs: present before any install."""
+        token = base64.b64encode(FAKE_HF_TOKEN.encode()).decode()
+        crds = [{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                 "metadata": {"name": name}} for name in self.profile.monitoring_crds]
+        return [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}},
+            {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+             "metadata": {"name": "llm-d-hf-token", "namespace": self.namespace},
+             "data": {"HF_TOKEN": token}},
+            *crds,
+        ]
+
+    def seed(self, *, installed: bool = True) -> GuideSeed:
+        for obj in self.prerequisites():
+            self.emulator.put(obj)
+        if installed:
+            for obj in (*self.release_objects(), self.route()):
+                self.emulator.put(obj)
+            for pod in self.emulator.of_kind("Pod", self.namespace):
+                for c in pod["spec"].get("containers") or ():
+                    # a pod that prints its environment: the harness must mask the token
+                    self.emulator.logs[(self.namespace, pod["metadata"]["name"], c["name"],
+                                        False)] = f"starting\nHF_TOKEN={FAKE_HF_TOKEN}\nready\n"
+        return self
+
+    # -- defects -----------------------------------------------------------------------
+    def decode_pod(self) -> Obj:
+        pods = [p for p in self.emulator.of_kind("Pod", self.namespace)
+                if p["metadata"]["name"].startswith(self.profile.decode_deployment)]
+        return sorted(pods, key=lambda p: str(p["metadata"]["name"]))[0]
+
+    def break_pod_ready(self) -> str:
+        pod = self.decode_pod()
+        status = pod["status"]
+        status["conditions"] = [_cond("Ready", "False", "ContainersNotReady",
+                                      "containers with unready status: [vllm]")]
+        for c in status["containerStatuses"]:
+            if c["name"] == "vllm":
+                c.update(ready=False, restartCount=7, state={"waiting": {
+                    "reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting"}})
+        self.emulator.put(pod)
+        return str(pod["metadata"]["name"])
+
+    def break_weights(self, plugin: str = "prefix-cache-scorer", weight: int = 5) -> None:
+        cm = self.emulator.find("ConfigMap", self.profile.epp_configmap, self.namespace)
+        assert cm is not None
+        config = yaml.safe_load(cm["data"][self.profile.epp_config_key])
+        for prof in config["schedulingProfiles"]:
+            for ref in prof["plugins"]:
+                if ref["pluginRef"] == plugin:
+                    ref["weight"] = weight
+        cm["data"][self.profile.epp_config_key] = yaml.safe_dump(config)
+        self.emulator.put(cm)
+
+    def break_route_accepted(self) -> None:
+        route = self.emulator.find("HTTPRoute", self.profile.route_name, self.namespace)
+        assert route is not None
+        route["status"]["parents"][0]["conditions"][0] = _cond(
+            "Accepted", "False", "NotAllowedByListeners", "no listener allows this route")
+        self.emulator.put(route)
+
+
+def seed_guide(emulator: Emulator, version: str, provider: str, namespace: str) -> GuideSeed:
+    return GuideSeed(emulator, version, provider, namespace).seed()

@@ -1,0 +1,135 @@
+"""ClusterTarget install → up → down against the emulator, helmfile faked by recordings."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from fixtures.cluster.commands import CommandResult, RecordedRunner
+from fixtures.cluster.kube import KubeClient
+from fixtures.cluster.paths import guide_fixture_dir
+from fixtures.options import HarnessOptions
+from fixtures.targets.cluster import ClusterTarget
+
+from .conftest import DATA, require_guide_fixtures
+from .emulator import Emulator
+from .seed import FAKE_HF_TOKEN, GuideSeed
+
+NS = "lamplighter-e2e"
+
+
+class HelmfileOnEmulator(RecordedRunner):
+    """Recorded answers, plus the effect of ``helmfile apply/destroy`` on the emulated API."""
+
+    def __init__(self, directory: Path, calls_log: Path, seed: GuideSeed) -> None:
+        super().__init__(directory, calls_log)
+        self.seed = seed
+
+    def run(self, argv: Sequence[str], *, cwd: Path | None = None,
+            env: Mapping[str, str] | None = None, timeout: float = 60.0,
+            check: bool = True) -> CommandResult:
+        result = super().run(argv, cwd=cwd, env=env, timeout=timeout, check=check)
+        if argv[0] == "helmfile" and argv[-1] == "apply":
+            for obj in self.seed.release_objects():
+                self.seed.emulator.put(obj)
+        if argv[0] == "helmfile" and argv[-1] == "destroy":
+            for obj in list(self.seed.emulator.objects.values()):
+                if "lamplighter.test/release" in (obj["metadata"].get("labels") or {}):
+                    self.seed.emulator.remove(obj)
+        return result
+
+
+class _Models(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = json.dumps({"object": "list", "data": [{"id": "Qwen/Qwen3-0.6B"}]}).encode()
+        self.send_response(200 if self.path == "/v1/models" else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def model_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Models)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_install_up_and_cleanup_leave_nothing_behind(
+        emulator: Emulator, tmp_path: Path, model_server: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    require_guide_fixtures("v0.2")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("LAMPLIGHTER_TIMEOUTS", "ready=5,gateway_programmed=5,route_accepted=5,"
+                       "convergence=5,delete=5,poll_interval=0.05")
+    monkeypatch.setenv("LAMPLIGHTER_GATEWAY_URL", model_server)
+    monkeypatch.setenv("LAMPLIGHTER_BASELINE_URL", model_server)
+    guide_dir = tmp_path / "guide"
+    guide_dir.mkdir()
+    for name in ("httproute.yaml", "httproute.gke.yaml"):  # v0.2: hardcoded namespace
+        shutil.copy(guide_fixture_dir("v0.2") / name, guide_dir / name)
+    run_dir = tmp_path / "run"
+    options = HarnessOptions(target="cluster", gateway="istio", namespace=NS,
+                             guide_dir=guide_dir, guide_version="v0.2", scheduler="ref")
+    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
+    probe = ClusterTarget(options, run_dir, kube=kube)
+    seed = GuideSeed(emulator, "v0.2", "istio", NS, postfix=probe.profile.postfix)
+    for obj in seed.prerequisites():
+        emulator.put(obj)
+    emulator.controllers.append(seed.accept_routes)
+    before = set(emulator.objects)
+    calls = run_dir / "logs" / "commands.jsonl"
+    runner = HelmfileOnEmulator(DATA / "recordings" / "v0.2", calls, seed)
+    target = ClusterTarget(options, run_dir, kube=kube, runner=runner)
+
+    stack = target.up()
+
+    postfix = target.profile.postfix
+    assert postfix.startswith("ll") and postfix != "inference-scheduling"
+    assert stack.gateway_url == model_server and stack.provider == "istio"
+    assert len(stack.pods) == 2 and all(p.address.endswith(":8000") for p in stack.pods)
+    route = emulator.find("HTTPRoute", f"llm-d-{postfix}", NS)
+    assert route is not None, "the harness applies the provider's route"
+    assert route["spec"]["parentRefs"][0]["name"] == f"infra-{postfix}-inference-gateway"
+    baseline = emulator.find("Service", f"lamplighter-baseline-{postfix}", NS)
+    assert baseline is not None
+    assert baseline["spec"]["selector"] == target.profile.decode_labels
+    argvs = [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
+    assert ["helmfile", "-e", "istio", "-n", NS, "apply"] in argvs
+    assert any(a[-3:-1] == ["image", f"deployment/gaie-{postfix}-epp"] for a in argvs)
+
+    target.collect_diagnostics(run_dir / "diagnostics" / "istio-main")
+    target.down()
+
+    assert ["helmfile", "-e", "istio", "-n", NS, "destroy"] in [
+        json.loads(line)["argv"] for line in calls.read_text().splitlines()]
+    assert set(emulator.objects) == before, "cleanup left objects the harness created"
+    encoded = base64.b64encode(FAKE_HF_TOKEN.encode()).decode()
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert FAKE_HF_TOKEN not in text and encoded not in text, path
+
+
+def test_install_refuses_without_the_hf_secret(emulator: Emulator, tmp_path: Path) -> None:
+    options = HarnessOptions(target="cluster", gateway="gke", namespace=NS,
+                             guide_dir=tmp_path, guide_version="v0.3")
+    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
+    runner = RecordedRunner(DATA / "recordings" / "v0.3")
+    target = ClusterTarget(options, tmp_path / "run", kube=kube, runner=runner)
+    with pytest.raises(Exception, match=f"Secret {NS}/llm-d-hf-token: not found"):
+        target.up()
+    target.down()
+    assert emulator.find("Namespace", NS) is None, "the namespace the harness made is removed"

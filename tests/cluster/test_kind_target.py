@@ -1,0 +1,53 @@
+"""KindTarget: reuses or creates the cluster, loads images, swaps vLLM for the simulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fixtures.cluster.commands import RecordedRunner
+from fixtures.cluster.kube import KubeClient
+from fixtures.options import HarnessOptions
+from fixtures.targets.kind import KindTarget
+
+from .conftest import require_guide_fixtures
+from .emulator import Emulator
+from .seed import GuideSeed
+
+
+def _runner(tmp_path: Path, clusters: str) -> RecordedRunner:
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (rec / "recordings.yaml").write_text(
+        f"- match: 'kind get clusters'\n  stdout: \"{clusters}\"\n- match: 'kind *'\n")
+    return RecordedRunner(rec, tmp_path / "calls.jsonl")
+
+
+@pytest.mark.parametrize(("existing", "creates"), [("lamplighter\\n", False), ("", True)])
+def test_kind_cluster_reused_or_created_and_images_loaded(tmp_path: Path, existing: str,
+                                                         creates: bool) -> None:
+    options = HarnessOptions(target="kind", gateway="istio", guide_version="v0.3")
+    target = KindTarget(options, tmp_path, runner=_runner(tmp_path, existing))
+    target.ensure_cluster()
+    argvs = [json.loads(x)["argv"] for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert any(a[:3] == ["kind", "create", "cluster"] for a in argvs) is creates
+    load = next(a for a in argvs if a[:3] == ["kind", "load", "docker-image"])
+    assert any("scheduler-ref" in x for x in load) and any("simulator" in x for x in load)
+    assert target.options.kube_context == "kind-lamplighter"
+
+
+def test_decode_pods_run_the_simulator(emulator: Emulator, tmp_path: Path) -> None:
+    require_guide_fixtures("v0.3")
+    seed = GuideSeed(emulator, "v0.3", "istio", "ns").seed()
+    options = HarnessOptions(target="kind", gateway="istio", namespace="ns",
+                             guide_version="v0.3", install=False)
+    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
+    target = KindTarget(options, tmp_path, kube=kube, runner=_runner(tmp_path, ""))
+    target.simulate_decode()
+    dep = emulator.find("Deployment", seed.profile.decode_deployment, "ns")
+    assert dep is not None
+    (vllm,) = dep["spec"]["template"]["spec"]["containers"]
+    assert vllm["command"] == ["llm-sim"] and "8200" in vllm["args"]
+    assert dep["spec"]["template"]["spec"]["initContainers"][0]["name"] == "routing-proxy"

@@ -1,0 +1,56 @@
+"""Guide profiles and providers as data, checked against the rendered guide fixtures."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from fixtures.cluster.checks import epp_config_problems, pool_selector_problems
+from fixtures.cluster.paths import guide_fixture_dir
+from fixtures.cluster.profiles import available_versions, load_profile
+from fixtures.cluster.providers import load_provider
+
+from .conftest import require_guide_fixtures
+
+
+def test_every_version_and_provider_loads() -> None:
+    assert available_versions() == ["v0.2", "v0.3", "v0.4", "v0.5"]
+    for version in available_versions():
+        for name in ("istio", "kgateway", "gke", "agentgateway"):
+            profile = load_profile(version, name)
+            assert profile.releases[0].name == "infra-inference-scheduling"
+            assert load_provider(name).supports(version) is (name in profile.providers)
+    assert load_profile("v0.4", "istio").epp_weights["prefix-cache-scorer"] == 3
+
+
+@pytest.mark.parametrize("version", ["v0.2", "v0.3"])
+@pytest.mark.parametrize("gateway", ["istio", "kgateway", "gke"])
+def test_profile_matches_rendered_manifests(version: str, gateway: str) -> None:
+    require_guide_fixtures(version)
+    profile = load_profile(version, gateway)
+    docs = [d for f in ("infra", "gaie", "ms")
+            for d in yaml.safe_load_all((guide_fixture_dir(version) / gateway /
+                                         f"{f}.yaml").read_text()) if d]
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    pool = by_kind[("InferencePool", profile.pool_name)]
+    assert pool["apiVersion"] == profile.pool_api_version
+    cm = by_kind[("ConfigMap", profile.epp_configmap)]
+    dep = by_kind[("Deployment", profile.epp_deployment)]
+    assert epp_config_problems(cm, dep, profile) == []
+    decode = by_kind[("Deployment", profile.decode_deployment)]
+    assert decode["spec"]["replicas"] == profile.decode_replicas
+    pod = {"kind": "Pod", "metadata": {"name": "p", **decode["spec"]["template"]["metadata"]},
+           "spec": decode["spec"]["template"]["spec"]}
+    assert pool_selector_problems(pool, [pod], profile) == []
+    svc = by_kind[("Service", profile.epp_service)]
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == profile.epp_service_ports
+
+
+def test_selector_matching_non_serving_pods_is_named() -> None:
+    profile = load_profile("v0.3", "istio")
+    pool = {"kind": "InferencePool", "metadata": {"name": "pool", "namespace": "ns"},
+            "spec": {"selector": {"llm-d.ai/inferenceServing": "true"}}}
+    stray = {"kind": "Pod", "metadata": {"name": "warmup", "namespace": "ns",
+                                         "labels": {"llm-d.ai/inferenceServing": "true"}}}
+    (problem,) = pool_selector_problems(pool, [stray], profile)
+    assert "also matches non-serving pods ['Pod ns/warmup']" in problem

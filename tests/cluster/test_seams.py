@@ -1,0 +1,73 @@
+"""Command runner, timeouts, waits and port-forward: the small seams on their own."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from fixtures.cluster import CommandError, WaitTimeout
+from fixtures.cluster.commands import RecordedRunner, SubprocessRunner
+from fixtures.cluster.portforward import PortForward
+from fixtures.cluster.redact import register_secret
+from fixtures.cluster.timeouts import timeouts_for
+from fixtures.cluster.waits import converge, wait_for
+
+from .conftest import DATA
+
+
+def test_recordings_substitute_namespace_and_postfix(tmp_path: Path) -> None:
+    runner = RecordedRunner(DATA / "recordings" / "v0.3", tmp_path / "calls.jsonl")
+    out = runner.run(["helm", "list", "-n", "ns1", "-a", "-o", "json"],
+                     env={"RELEASE_NAME_POSTFIX": "x1"}).stdout
+    names = {r["name"]: r["namespace"] for r in json.loads(out)}
+    assert names == {"infra-x1": "ns1", "gaie-x1": "ns1", "ms-x1": "ns1"}
+    with pytest.raises(CommandError, match="no recording matches `helm rollback`"):
+        runner.run(["helm", "rollback"])
+
+
+def test_calls_log_is_redacted(tmp_path: Path) -> None:
+    register_secret("s3cr3t-value")
+    runner = SubprocessRunner(tmp_path / "calls.jsonl")
+    assert runner.run(["echo", "s3cr3t-value"]).stdout == "s3cr3t-value\n"
+    assert "s3cr3t-value" not in (tmp_path / "calls.jsonl").read_text()
+    with pytest.raises(CommandError, match="not installed"):
+        runner.run(["lamplighter-no-such-binary"])
+
+
+def test_timeouts_defaults_per_target_and_overrides() -> None:
+    assert timeouts_for("kind").install < timeouts_for("cluster").install
+    t = timeouts_for("cluster", {"LAMPLIGHTER_TIMEOUTS": "install=5,convergence_successes=7"})
+    assert (t.install, t.convergence_successes) == (5.0, 7)
+    with pytest.raises(ValueError, match="unknown timeout 'instal'"):
+        timeouts_for("cluster", {"LAMPLIGHTER_TIMEOUTS": "instal=5"})
+
+
+def test_wait_names_the_timeout_and_last_reason() -> None:
+    with pytest.raises(WaitTimeout, match=r"gateway: not within 0.2s \(timeout 'x'\): nope"):
+        wait_for("gateway", lambda: "nope", timeout=0.2, interval=0.05, timeout_name="x")
+
+
+def test_convergence_needs_consecutive_successes() -> None:
+    answers = iter([None, "503", None, None, None])
+    converge("gw", lambda: next(answers), successes=3, timeout=2, interval=0.01)
+    with pytest.raises(WaitTimeout, match="convergence"):
+        converge("gw", lambda: "503", successes=3, timeout=0.1, interval=0.01)
+
+
+def test_port_forward_command_and_wait(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        runner = RecordedRunner(DATA / "recordings" / "v0.3", tmp_path / "calls.jsonl")
+        forward = PortForward(runner, "ns", "gw-istio", 80, tmp_path / "pf.log",
+                              kube_context="kind-x", local_port=port)
+        assert forward.start(timeout=2) == f"http://127.0.0.1:{port}"
+        forward.stop()
+    argv = json.loads((tmp_path / "calls.jsonl").read_text())["argv"]
+    assert argv[:7] == ["kubectl", "--context", "kind-x", "-n", "ns", "port-forward",
+                        "service/gw-istio"]
+    assert argv[7] == f"{port}:80"

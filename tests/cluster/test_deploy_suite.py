@@ -56,7 +56,7 @@ def test_seeded_defects_fail_the_matching_tests_with_diagnostics(emulator: Emula
             "infra-inference-scheduling-inference-gateway]: conditions[Accepted] is False "
             "(reason NotAllowedByListeners") in out
 
-    bundle = run.run_dir / "diagnostics" / "deploy-istio-main"
+    bundle = run.run_dir / "diagnostics" / "istio-main"
     for part in ("status/gateway.yaml", "status/httproute.yaml", "status/inferencepool.yaml",
                  "events.yaml", f"describe/{pod}.txt", f"logs/{pod}/vllm.log",
                  f"logs/{pod}/vllm.previous.log", "helm/gaie-inference-scheduling.status.txt",

@@ -29,7 +29,8 @@ def _served_pod(response: httpx.Response, stack: Stack) -> str:
 def _check_usage(usage: dict[str, object], where: str) -> None:
     for key in ("prompt_tokens", "completion_tokens"):
         value = usage.get(key)
-        assert isinstance(value, int) and value > 0, f"{where}: usage.{key} missing or zero: {usage}"
+        assert isinstance(value, int) and value > 0, (
+            f"{where}: usage.{key} missing or zero: {usage}")
 
 
 def _sse_events(response: httpx.Response) -> list[dict[str, object]]:

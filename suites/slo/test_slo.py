@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from loadtests.api import LoadSpec, run_load
 
 from fixtures.options import HarnessOptions
 from fixtures.plans import load_plan, sized_shared_prefix
 from fixtures.plugin import Evidence
 from fixtures.stack import Stack
+from loadtests.api import LoadSpec, run_load
 from loadtests.slo import evaluate, load_slo
 
 pytestmark = [pytest.mark.load, pytest.mark.slow]

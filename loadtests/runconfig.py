@@ -1,0 +1,94 @@
+"""``LoadSpec``: everything a load run needs, serialisable so the Locust process (and every
+worker, also on other machines) rebuilds the same run from one JSON string."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from loadtests.workloads import WorkloadSpec, load_workload, workload_to_dict
+
+__all__ = ["LoadSpec", "Stage", "spec_from_json", "spec_to_json"]
+
+Arrival = Literal["closed", "poisson", "constant"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A step of a ladder: ``rate`` (open loop, req/s) or ``users`` (closed loop)."""
+
+    duration_s: float
+    rate: float | None = None
+    users: int | None = None
+
+
+@dataclass
+class LoadSpec:
+    """A load run: target, workload, arrival process and bounds (requests AND time).
+
+    ``ignore_eos`` (default True) asks the server to generate exactly ``max_tokens`` tokens so
+    output lengths match the workload's ``output_len`` as in inference-perf runs.
+    Without ``stages`` the run lasts ``warmup_s + duration_s``; with ``stages`` it lasts their
+    sum and ``warmup_s`` marks the first seconds of the ladder as warm-up.
+    """
+
+    base_url: str
+    model: str
+    workload: WorkloadSpec
+    api: Literal["completions", "chat"] = "completions"
+    stream: bool = True
+    users: int = 8
+    arrival: Arrival = "closed"
+    rate: float | None = None
+    max_requests: int | None = None
+    duration_s: float = 30
+    warmup_s: float = 0
+    processes: int = 1
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    stages: list[Stage] = field(default_factory=list)
+    ignore_eos: bool = True
+    request_timeout_s: float = 120.0
+    spawn_rate: float | None = None  # users/s; default: all at once
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field when the spec cannot run."""
+        if self.arrival not in ("closed", "poisson", "constant"):
+            raise ValueError(f"arrival: unknown {self.arrival!r} (closed, poisson, constant)")
+        if self.api not in ("completions", "chat"):
+            raise ValueError(f"api: unknown {self.api!r} (completions, chat)")
+        if self.arrival != "closed" and not self.stages and not (self.rate and self.rate > 0):
+            raise ValueError(f"rate: open-loop arrival {self.arrival!r} needs rate > 0")
+        if self.users < 1:
+            raise ValueError("users: must be >= 1")
+        if self.max_requests is not None and self.max_requests < 1:
+            raise ValueError("max_requests: must be >= 1")
+        if self.processes < 1:
+            raise ValueError("processes: must be >= 1")
+        if self.duration_s <= 0 and not self.stages:
+            raise ValueError("duration_s: must be > 0")
+
+    def effective_stages(self) -> list[Stage]:
+        """The explicit stages, or one stage covering warm-up plus duration."""
+        if self.stages:
+            return list(self.stages)
+        return [Stage(self.warmup_s + self.duration_s, self.rate, self.users)]
+
+    def total_s(self) -> float:
+        return sum(s.duration_s for s in self.effective_stages())
+
+    def max_users(self) -> int:
+        return max([self.users, *[s.users or 0 for s in self.stages]])
+
+
+def spec_to_json(spec: LoadSpec) -> str:
+    data = asdict(spec)
+    data["workload"] = workload_to_dict(spec.workload)
+    return json.dumps(data)
+
+
+def spec_from_json(text: str) -> LoadSpec:
+    data: dict[str, Any] = json.loads(text)
+    data["workload"] = load_workload(data["workload"], "spec.workload")
+    data["stages"] = [Stage(**s) for s in data.get("stages", [])]
+    return LoadSpec(**data)

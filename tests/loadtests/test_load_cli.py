@@ -1,0 +1,133 @@
+"""`lamplighter load`: config errors at start (exit 2, field named), verdict exit codes, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from load_helpers import Server
+
+from loadtests.cli import main
+
+pytestmark = pytest.mark.timeout(90)
+WORKLOAD = [
+    "--type",
+    "shared_prefix",
+    "--param",
+    "num_groups=3",
+    "--param",
+    "num_prompts_per_group=4",
+    "--param",
+    "system_prompt_len=48",
+    "--param",
+    "question_len=8",
+    "--param",
+    "output_len=4",
+]
+
+
+def _slo(tmp_path: Path, **spec: object) -> Path:
+    path = tmp_path / "slo.yaml"
+    base = {
+        "minSamples": 10,
+        "maxErrorRatio": 0.0,
+        "thresholds": [{"metric": "ttft", "percentile": 90, "max": 0.5}],
+    }
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "lamplighter.llm-d.ai/v1alpha1",
+                "kind": "SLO",
+                "metadata": {"name": "t"},
+                "spec": {**base, **spec},
+            }
+        )
+    )
+    return path
+
+
+def test_bad_slo_fails_at_start_naming_field(tmp_path: Path, capsys) -> None:
+    slo = _slo(tmp_path, thresholds=[{"metric": "ttf", "percentile": 90, "max": 1}])
+    code = main(
+        [
+            "load",
+            "--url",
+            "http://127.0.0.1:9",
+            "--model",
+            "m",
+            *WORKLOAD,
+            "--slo",
+            str(slo),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 2
+    assert "slo.yaml: spec.thresholds[0].metric: unknown metric 'ttf'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_bad_workload_fails_at_start_naming_field(tmp_path: Path, capsys) -> None:
+    wl = tmp_path / "wl.yaml"
+    wl.write_text(
+        "type: shared_prefix\nshared_prefix: {num_groups: 2, num_prompts_per_group: 2,"
+        " system_prompt_len: 8, question_len: x, output_len: 2}\n"
+    )
+    code = main(["load", "--url", "http://127.0.0.1:9", "--model", "m", "--workload", str(wl)])
+    assert code == 2
+    assert "wl.yaml: shared_prefix.question_len: expected an integer" in capsys.readouterr().err
+
+
+def test_run_pass_and_invalid(sse_server: Server, tmp_path: Path, capsys) -> None:
+    stack = tmp_path / "stack.json"
+    stack.write_text(
+        json.dumps({"gateway_url": sse_server.url, "baseline_url": sse_server.url, "pods": []})
+    )
+    out = tmp_path / "both"
+    code = main(
+        [
+            "load",
+            "--stack-file",
+            str(stack),
+            "--target",
+            "both",
+            "--model",
+            "m",
+            *WORKLOAD,
+            "--users",
+            "3",
+            "--max-requests",
+            "24",
+            "--slo",
+            str(_slo(tmp_path)),
+            "--out",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "outcome: passed" in printed and "ttft" in printed
+    for name in ("scheduler", "baseline"):
+        assert len((out / name / "samples.jsonl").read_text().splitlines()) == 24
+    html = (out / "summary.html").read_text()
+    for png in ("ttft_cdf", "requests_per_pod", "hit_rate_over_time", "latency_vs_load"):
+        assert (out / f"{png}.png").stat().st_size > 5000 and f"{png}.png" in html
+    code = main(
+        [
+            "load",
+            "--url",
+            sse_server.url,
+            "--model",
+            "m",
+            *WORKLOAD,
+            "--max-requests",
+            "5",
+            "--slo",
+            str(_slo(tmp_path, minSamples=50)),
+            "--out",
+            str(tmp_path / "few"),
+        ]
+    )
+    assert code == 3

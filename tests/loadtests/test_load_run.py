@@ -1,0 +1,171 @@
+"""run_load against loopback servers: exact request caps, tight TTFT, distributed merge."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from load_helpers import SSE_SERVER, Server, free_port, serve
+
+from loadtests.api import LoadSpec, run_load
+from loadtests.slo import evaluate, parse_slo
+from loadtests.workloads import load_workload
+
+pytestmark = pytest.mark.timeout(90)
+
+WL = load_workload(
+    {
+        "type": "shared_prefix",
+        "seed": 11,
+        "shared_prefix": {
+            "num_groups": 4,
+            "num_prompts_per_group": 5,
+            "system_prompt_len": 64,
+            "question_len": 16,
+            "output_len": 8,
+        },
+    }
+)
+SLO = parse_slo(
+    {
+        "spec": {
+            "minSamples": 20,
+            "maxErrorRatio": 0.0,
+            "thresholds": [
+                {"metric": "ttft", "percentile": 90, "max": 0.5},
+                {"metric": "itl", "percentile": 99, "max": 0.05},
+            ],
+        }
+    }
+)
+
+
+def _server_ttfts(server: Server) -> list[float]:
+    return list(httpx.get(server.url + "/server_stats").json()["ttft_s"])
+
+
+def test_exact_cap_and_ttft_close_to_server(sse_server: Server, tmp_path: Path) -> None:
+    before = len(_server_ttfts(sse_server))
+    spec = LoadSpec(
+        base_url=sse_server.url, model="m", workload=WL, users=4, max_requests=60, duration_s=30
+    )
+    result = run_load(spec, tmp_path)
+    assert result.exit_code == 0, result.log_path.read_text()[-2000:]
+    assert sorted(s.request_id for s in result.samples) == list(range(60))
+    server = _server_ttfts(sse_server)[before:]
+    assert len(server) == 60
+    s = result.samples[0]
+    assert s.ok and s.pod == "sse-0" and s.completion_tokens == 8 and len(s.itl_s) == 7
+    assert s.prompt_tokens == 80 and s.tpot_s is not None and s.ntpot_s is not None
+    # Client TTFT includes connect/parse overhead only: p50 gap <= 3 ms over 60 requests.
+    gap = np.median([x.ttft_s for x in result.samples]) - np.median(server)
+    assert 0 <= gap <= 0.003, f"client-server TTFT p50 gap {gap * 1000:.2f} ms"
+    # shared sequence: request i carries workload prompt i (cycled), groups follow the seed
+    assert [x.group for x in sorted(result.samples, key=lambda x: x.request_id)][:20] == [
+        r.group for r in __import__("loadtests.workloads").workloads.generate(WL)
+    ]
+    assert (tmp_path / "locust_stats.csv").exists()
+    assert "TTFT" not in (tmp_path / "locust_stats.csv").read_text()  # no polluted rows
+
+
+def test_two_processes_one_sample_per_request_same_verdict(
+    sse_server: Server, tmp_path: Path
+) -> None:
+    single = run_load(
+        LoadSpec(base_url=sse_server.url, model="m", workload=WL, users=4, max_requests=40),
+        tmp_path / "one",
+    )
+    multi = run_load(
+        LoadSpec(
+            base_url=sse_server.url, model="m", workload=WL, users=4, max_requests=40, processes=2
+        ),
+        tmp_path / "two",
+    )
+    for r in (single, multi):
+        assert sorted(s.request_id for s in r.samples) == list(range(40))
+    assert len({s.worker for s in multi.samples}) == 2
+    by_id = {s.request_id: s.group for s in single.samples}
+    assert all(by_id[s.request_id] == s.group for s in multi.samples)
+    v1, v2 = (evaluate(SLO, r.samples, r.validity) for r in (single, multi))
+    assert v1.outcome == v2.outcome == "passed"
+    assert [(v.metric, v.passed) for v in v1.verdicts] == [
+        (v.metric, v.passed) for v in v2.verdicts
+    ]
+
+
+def test_open_loop_rate_and_users_running_out(sse_server: Server, tmp_path: Path) -> None:
+    ok = run_load(
+        LoadSpec(
+            base_url=sse_server.url,
+            model="m",
+            workload=WL,
+            users=8,
+            arrival="poisson",
+            rate=40,
+            duration_s=2,
+        ),
+        tmp_path / "ok",
+    )
+    assert ok.validity.valid, ok.validity.reasons
+    assert ok.validity.achieved_rate is not None and ok.validity.target_rate is not None
+    # ~80 arrivals expected; Poisson sd ~ 9: allow 40..120
+    assert 40 <= len(ok.samples) <= 120
+    starved = run_load(
+        LoadSpec(
+            base_url=sse_server.url,
+            model="m",
+            workload=WL,
+            users=1,
+            arrival="constant",
+            rate=100,
+            duration_s=1.5,
+        ),
+        tmp_path / "bad",
+    )
+    assert not starved.validity.valid and starved.validity.users_ran_out > 0
+    assert evaluate(SLO, starved.samples, starved.validity).passed is None
+
+
+def test_errors_and_chat_non_stream(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = [sys.executable, str(SSE_SERVER), "--port", str(port), "--fail-every", "5"]
+    with serve(cmd, port, tmp_path / "server.log") as server:
+        res = run_load(
+            LoadSpec(
+                base_url=server.url,
+                model="m",
+                workload=WL,
+                users=2,
+                api="chat",
+                stream=False,
+                max_requests=20,
+            ),
+            tmp_path / "run",
+        )
+    assert len(res.samples) == 20
+    failed = [s for s in res.samples if not s.ok]
+    assert len(failed) == 4 and all(
+        s.status == 503 and "injected" in (s.error or "") for s in failed
+    )
+    assert res.summary["error_ratio"] == pytest.approx(0.2)
+    assert all(
+        s.e2e_s and s.ttft_s is None and s.completion_tokens == 8 for s in res.samples if s.ok
+    )
+    assert evaluate(SLO, res.samples, res.validity).passed is False
+
+
+def test_against_real_simulator(real_simulator: Server, tmp_path: Path) -> None:
+    res = run_load(
+        LoadSpec(
+            base_url=real_simulator.url, model="sim-model", workload=WL, users=2, max_requests=20
+        ),
+        tmp_path,
+    )
+    assert len(res.samples) == 20 and all(s.ok for s in res.samples), res.samples[0].error
+    assert {s.pod for s in res.samples} == {"sim-0"}
+    assert all(s.prompt_tokens == 80 and s.completion_tokens == 8 for s in res.samples)
+    # 4 groups x 64-token prefix: every group's later prompts hit its cached prefix blocks
+    assert res.summary["hit_rate"] and res.summary["hit_rate"] > 0.3

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadtests.api import LoadProcess, LoadSpec, wait_ready  # noqa: E402
+from fixtures.localstack import SimulatorParams, running_simulator  # noqa: E402
+from loadtests.api import LoadProcess, LoadSpec  # noqa: E402
 from loadtests.peers import (  # noqa: E402
     ensure_venv,
     inference_perf_config,
@@ -43,47 +43,14 @@ CPU_LIMIT = 90.0
 WARMUP_SAMPLES_S = 1.5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
-def zero_latency_simulator(log: Path) -> Iterator[str]:
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "simulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--pod-name",
-        "sim-0",
-        "--model",
-        "sim-model",
-        "--step-base-ms",
-        "0",
-        "--prefill-ms-per-token",
-        "0",
-        "--decode-ms-per-seq",
-        "0",
-        "--log-level",
-        "WARNING",
-    ]
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url + "/health")
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+def zero_latency_simulator(log_dir: Path) -> Iterator[str]:
+    """A simulator whose steps cost nothing: the load generator is the only bottleneck."""
+    params = SimulatorParams(step_base_ms=0, prefill_ms_per_token=0, decode_ms_per_seq=0,
+                             num_gpu_blocks=65536, max_num_seqs=4096,
+                             extra_args=("--log-level", "WARNING"))
+    with running_simulator(log_dir, params) as served:
+        yield served.url
 
 
 class CpuWatch:
@@ -236,7 +203,7 @@ def main() -> int:
         f"{args.duration:.0f}s per rung, host CPUs {os.cpu_count()}; output in {args.out}"
     )
     print(f"{'generator':16}{'target':>8}{'achieved':>10}{'errors':>8}{'CPU':>9}")
-    with zero_latency_simulator(args.out / "simulator.log") as url:
+    with zero_latency_simulator(args.out) as url:
         ours = ladder(
             "lamplighter",
             rates,

@@ -17,10 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -33,7 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadtests.api import LoadSpec, run_load, wait_ready  # noqa: E402
+from fixtures.localstack import SimulatorParams, running_simulator  # noqa: E402
+from loadtests.api import LoadSpec, run_load  # noqa: E402
 from loadtests.peers import (  # noqa: E402
     ensure_venv,
     inference_perf_config,
@@ -43,39 +40,11 @@ from loadtests.peers import (  # noqa: E402
 from loadtests.workloads import load_workload  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
-def simulator(log: Path) -> Iterator[tuple[str, list[str]]]:
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "simulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--pod-name",
-        "sim-0",
-        "--model",
-        "sim-model",
-    ]
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url + "/health")
-        yield url, [url]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+def simulator(log_dir: Path) -> Iterator[tuple[str, list[str]]]:
+    """One simulated pod with the simulator's own default (realistic) coefficients."""
+    with running_simulator(log_dir, SimulatorParams(num_gpu_blocks=4096)) as served:
+        yield served.url, [served.url]
 
 
 @contextmanager
@@ -125,7 +94,7 @@ def main() -> int:
         }
     )
     target = (
-        stack_target(args.stack_file) if args.stack_file else simulator(args.out / "simulator.log")
+        stack_target(args.stack_file) if args.stack_file else simulator(args.out)
     )
     with target as (url, pods):
         spec = LoadSpec(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from load_helpers import Server, free_port
+from load_helpers import Server, reserved_port
 
 from loadtests.api import LoadProcess, LoadSpec, wait_ready
 from loadtests.workloads import load_workload
@@ -68,11 +68,11 @@ def _live_rows(web: str) -> list[dict]:
     return list(tables.get("llm-latency", []))
 
 
-def test_dashboard_shows_llm_tables(sse_server: Server, tmp_path: Path) -> None:
-    port = free_port()
-    web = f"http://127.0.0.1:{port}"
+def test_dashboard_shows_llm_tables(sse_server: Server, tmp_path: Path, run_dir: Path) -> None:
+    """Live LLM tables in Locust's web UI, read by headless Chromium (screenshot in the run)."""
     spec = LoadSpec(base_url=sse_server.url, model="m", workload=WL, users=2, duration_s=40)
-    with LoadProcess(spec, tmp_path, web_port=port):
+    with reserved_port() as port, LoadProcess(spec, tmp_path, web_port=port):
+        web = f"http://127.0.0.1:{port}"
         wait_ready(web + "/", timeout_s=20)
         deadline = time.monotonic() + 20
         while not (rows := _live_rows(web)) or rows[0]["count"] < 5:
@@ -86,7 +86,7 @@ def test_dashboard_shows_llm_tables(sse_server: Server, tmp_path: Path) -> None:
             pytest.skip("chromium not installed (CI: apt-get install -y chromium)")
         url = web + "/?tab=llm-latency"
         dom = _browser(binary, tmp_path / "profile", "--dump-dom", url)
-        shot = tmp_path / "dashboard.png"
+        shot = run_dir / "dashboard.png"
         _browser(binary, tmp_path / "profile2", f"--screenshot={shot}", url)
     assert "p90 (ms)" in dom.stdout and "TTFT" in dom.stdout and "ITL" in dom.stdout, dom.stderr
     assert "LLM throughput" in dom.stdout and "LLM pods" in dom.stdout

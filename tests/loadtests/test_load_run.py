@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from load_helpers import SSE_SERVER, Server, free_port, serve
+from load_helpers import Server, sse_server_argv
 
+from fixtures.serving import serving
 from loadtests.api import LoadSpec, run_load
 from loadtests.slo import evaluate, parse_slo
 from loadtests.workloads import load_workload
@@ -130,9 +130,7 @@ def test_open_loop_rate_and_users_running_out(sse_server: Server, tmp_path: Path
 
 
 def test_errors_and_chat_non_stream(tmp_path: Path) -> None:
-    port = free_port()
-    cmd = [sys.executable, str(SSE_SERVER), "--port", str(port), "--fail-every", "5"]
-    with serve(cmd, port, tmp_path / "server.log") as server:
+    with serving("sse-server", sse_server_argv("--fail-every", "5"), tmp_path) as server:
         res = run_load(
             LoadSpec(
                 base_url=server.url,

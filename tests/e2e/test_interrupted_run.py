@@ -1,0 +1,56 @@
+"""Ctrl-C in the middle of a load run leaves no process behind and still writes the report."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_ctrl_c_mid_load_reaps_every_process(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "suites/routing", "-k", "hit_rate", "--target",
+         "local", "--report-dir", str(reports), "-p", "no:cacheprovider", "-q"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        # Wait until the stack is up and a Locust run is under way.
+        _wait_for(lambda: list(reports.glob("*/load/*/*/locust.log")), 120,
+                  "a load run to start")
+        descendants = psutil.Process(run.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()[1:4]) for p in descendants)
+        assert "simulator" in names and "scheduler_ref" in names and "locust" in names, names
+        run.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C sends
+        output, _ = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    text = output.decode(errors="replace")
+    _wait_for(lambda: not [p for p in descendants if _alive(p)], 10, "children to exit")
+    run_dir = (reports / "latest").resolve()
+    report = yaml.safe_load((run_dir / "report.yaml").read_text())
+    assert report["summary"]["result"] == "interrupted", text
+    assert list((run_dir / "logs").glob("*.log")), "no process logs kept"
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

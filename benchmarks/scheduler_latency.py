@@ -37,8 +37,16 @@ HEADERS = {":path": "/v1/completions", "x-request-id": "bench"}
 
 
 def _endpoints(n: int, rng: random.Random) -> list[Endpoint]:
-    return [Endpoint(key=f"10.0.0.{i}:8000", name=f"pod-{i}", waiting=rng.randint(0, 8),
-                     kv_usage=rng.random(), metrics_time=NOW) for i in range(n)]
+    return [
+        Endpoint(
+            key=f"10.0.0.{i}:8000",
+            name=f"pod-{i}",
+            waiting=rng.randint(0, 8),
+            kv_usage=rng.random(),
+            metrics_time=NOW,
+        )
+        for i in range(n)
+    ]
 
 
 def _bodies(n: int, rng: random.Random) -> list[bytes]:
@@ -71,10 +79,12 @@ def bench_decision(n: int, endpoints: int) -> None:
         req = parse_request("/v1/completions", HEADERS, b)
         sched.schedule(req, eps, NOW)
         samples.append((clock() - t0) / 1000)
-    print(f"decision ({endpoints} endpoints, 8,000-char prompts, n={n}): "
-          f"p50 {_pct(samples, 50):.1f} us  p90 {_pct(samples, 90):.1f} us  "
-          f"p99 {_pct(samples, 99):.1f} us  mean {statistics.fmean(samples):.1f} us  "
-          f"(goal p50 <= 100 us, p99 <= 500 us)")
+    print(
+        f"decision ({endpoints} endpoints, 8,000-char prompts, n={n}): "
+        f"p50 {_pct(samples, 50):.1f} us  p90 {_pct(samples, 90):.1f} us  "
+        f"p99 {_pct(samples, 99):.1f} us  mean {statistics.fmean(samples):.1f} us  "
+        f"(goal p50 <= 100 us, p99 <= 500 us)"
+    )
 
 
 async def _round_trips(n: int, endpoints: int) -> list[float]:
@@ -87,19 +97,29 @@ async def _round_trips(n: int, endpoints: int) -> list[float]:
     sched = Scheduler(load_config(DEFAULT_CONFIG), rng=random.Random(4))
     server = grpc.aio.server()
     pb_grpc.add_ExternalProcessorServicer_to_server(
-        ExtProcServicer(ds, sched, EppMetrics("bench"), clock=lambda: NOW), server)
+        ExtProcServicer(ds, sched, EppMetrics("bench"), clock=lambda: NOW), server
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     bodies = _bodies(n, rng)
-    headers = pb.ProcessingRequest(request_headers=pb.HttpHeaders(headers=base_pb2.HeaderMap(
-        headers=[base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in HEADERS.items()])))
+    headers = pb.ProcessingRequest(
+        request_headers=pb.HttpHeaders(
+            headers=base_pb2.HeaderMap(
+                headers=[
+                    base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in HEADERS.items()
+                ]
+            )
+        )
+    )
     samples = []
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
             stub = pb_grpc.ExternalProcessorStub(ch)
             for b in bodies:
-                msgs = [headers, pb.ProcessingRequest(request_body=pb.HttpBody(
-                    body=b, end_of_stream=True))]
+                msgs = [
+                    headers,
+                    pb.ProcessingRequest(request_body=pb.HttpBody(body=b, end_of_stream=True)),
+                ]
                 t0 = time.perf_counter_ns()
                 call = stub.Process(iter(msgs))
                 await call.read()  # the routing answer (deferred request_headers response)
@@ -116,8 +136,10 @@ def bench_round_trip(n: int, endpoints: int) -> None:
 
     logging.getLogger("scheduler_ref").setLevel(logging.WARNING)
     samples = asyncio.run(_round_trips(n, endpoints))
-    print(f"ext_proc round trip on loopback (python grpc.aio client, n={len(samples)}): "
-          f"p50 {_pct(samples, 50):.0f} us  p99 {_pct(samples, 99):.0f} us")
+    print(
+        f"ext_proc round trip on loopback (python grpc.aio client, n={len(samples)}): "
+        f"p50 {_pct(samples, 50):.0f} us  p99 {_pct(samples, 99):.0f} us"
+    )
 
 
 def bench_index_size(n: int, endpoints: int, capacity: int) -> None:
@@ -129,8 +151,10 @@ def bench_index_size(n: int, endpoints: int, capacity: int) -> None:
         data = (f"{rng.getrandbits(64):016x}" * 16).encode()  # 256 chars = 4 blocks, unique
         idx.add(block_hashes(data, b"llama", 64, 256), keys[i % endpoints], capacity)
     secs = time.perf_counter() - t0
-    print(f"prefix index after {n:,} requests: {idx.entries:,} entries, {len(idx):,} hashes "
-          f"(bound {endpoints} x {capacity:,} = {endpoints * capacity:,}); {secs:.1f} s")
+    print(
+        f"prefix index after {n:,} requests: {idx.entries:,} entries, {len(idx):,} hashes "
+        f"(bound {endpoints} x {capacity:,} = {endpoints * capacity:,}); {secs:.1f} s"
+    )
 
 
 def main() -> None:

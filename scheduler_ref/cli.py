@@ -63,6 +63,7 @@ class Settings:
     verbosity: int
     kubeconfig: str | None
     ignored: list[str]
+    event_loop: str = "auto"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
       default="http", choices=["http", "https"])
     a("--kubeconfig", dest="kubeconfig", default=None)
     a("--seed", type=int, default=None, help="seed the pickers' random tie-break (replays)")
+    a("--event-loop", dest="event_loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+      help="uvloop when installed (auto), or the stdlib's asyncio loop")
     a("-v", "--v", dest="verbosity", type=int, nargs="?", const=1, default=0)
     return p
 
@@ -143,4 +146,5 @@ def parse_args(argv: Sequence[str]) -> Settings:
         lora_metric=ns.lora_metric, cache_info_metric=ns.cache_info_metric,
         metrics_path=ns.metrics_path, metrics_scheme=ns.metrics_scheme, seed=ns.seed,
         verbosity=ns.verbosity or 0, kubeconfig=ns.kubeconfig, ignored=list(unknown),
+        event_loop=ns.event_loop,
     )

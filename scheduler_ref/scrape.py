@@ -45,15 +45,18 @@ class MetricNames:
 
 
 def _select_lines(text: str, wanted: set[str]) -> str:
+    # startswith() with a tuple is a C-level pre-filter: most of a vLLM page is histogram
+    # lines of families we do not read (about twice as fast as splitting every line)
+    prefixes = (*wanted, "#")
     keep = []
     for line in text.splitlines():
-        if line.startswith("#"):
+        if not line.startswith(prefixes):
+            continue
+        if line[0] == "#":
             parts = line.split(None, 3)
             if len(parts) >= 3 and parts[2] in wanted:
                 keep.append(line)
-            continue
-        name = line.split("{", 1)[0].split(None, 1)[0] if line else ""
-        if name in wanted:
+        elif line.split("{", 1)[0].split(None, 1)[0] in wanted:
             keep.append(line)
     return "\n".join(keep) + "\n"
 

@@ -148,6 +148,7 @@ class FakePod:
     name: str
     received: list[dict[str, Any]] = field(default_factory=list)
     release_last_chunk: asyncio.Event = field(default_factory=asyncio.Event)
+    break_after_first_chunk: bool = False  # cut the connection mid-stream
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -159,6 +160,11 @@ class FakePod:
                                                "x-inference-pod": self.name})
         await response.prepare(request)
         await response.write(b'data: {"chunk": 1}\n\n')
+        if self.break_after_first_chunk:
+            await asyncio.sleep(0.2)  # let the chunk travel through the EPP first
+            assert request.transport is not None
+            request.transport.close()
+            return response
         await asyncio.wait_for(self.release_last_chunk.wait(), 10)
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()

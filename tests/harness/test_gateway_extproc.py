@@ -220,6 +220,37 @@ def test_sse_passes_through_chunk_by_chunk_with_the_epp() -> None:
     run(test)
 
 
+def test_upstream_breaking_mid_stream_cuts_the_client_without_waiting_for_the_epp() -> None:
+    """The pump's failure interrupts the wait for the EPP's next body answer at once."""
+    async def test() -> None:
+        async with rig() as r:
+            r.pods[0].break_after_first_chunk = True
+            body = {**COMPLETION, "stream": True}
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(aiohttp.ClientPayloadError):
+                async with r.session.post(f"{r.url}/v1/completions", json=body) as resp:
+                    assert resp.status == 200
+                    await resp.read()
+            assert loop.time() - started < 5  # not the 120 s read timeout
+            async with r.session.get(f"{r.url}/v1/models") as resp:  # still serving
+                assert resp.status == 200
+
+    run(test)
+
+
+def test_server_timing_names_the_gateway_phases() -> None:
+    async def test() -> None:
+        async with rig() as r:
+            async with r.session.post(f"{r.url}/v1/completions", json=COMPLETION) as resp:
+                assert resp.status == 200
+                timing = resp.headers["server-timing"]
+            assert [part.split(";")[0] for part in timing.split(", ")] == [
+                "epp-req", "upstream", "epp-resp"]
+
+    run(test)
+
+
 def test_round_robin_alternates_and_streams() -> None:
     async def test() -> None:
         async with rig(epp_address="") as r:

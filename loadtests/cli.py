@@ -12,10 +12,9 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
-
-import yaml
 
 from loadtests.api import LoadProcess, LoadResult
 from loadtests.plots import render_summary
@@ -94,10 +93,7 @@ def _workload(args: argparse.Namespace) -> WorkloadSpec:
     if args.workload and args.wl_type:
         raise ConfigError("--workload and --type are exclusive")
     if args.workload:
-        data = yaml.safe_load(args.workload.read_text()) if args.workload.exists() else None
-        if data is None:
-            raise ConfigError(f"--workload: cannot read {args.workload}")
-        source = args.workload.name
+        spec = load_workload(args.workload)  # names the file and field on any error
     elif args.wl_type:
         params: dict[str, int] = {}
         for item in args.param:
@@ -105,12 +101,10 @@ def _workload(args: argparse.Namespace) -> WorkloadSpec:
             if not sep or not value.lstrip("-").isdigit():
                 raise ConfigError(f"--param {item!r}: expected KEY=INTEGER")
             params[key] = int(value)
-        data, source = {"type": args.wl_type, args.wl_type: params}, "--type/--param"
+        spec = load_workload({"type": args.wl_type, args.wl_type: params}, "--type/--param")
     else:
         raise ConfigError("workload: give --workload FILE or --type TYPE --param KEY=VALUE ...")
-    if args.seed is not None:
-        data = {**data, "seed": args.seed}
-    return load_workload(data, source)
+    return spec if args.seed is None else replace(spec, seed=args.seed)
 
 
 def _stages(text: str | None, open_loop: bool) -> list[Stage]:
@@ -123,6 +117,8 @@ def _stages(text: str | None, open_loop: bool) -> list[Stage]:
             d, v = float(dur), float(level)
         except ValueError:
             raise ConfigError(f"--stages {part!r}: expected SECONDS:LEVEL") from None
+        if not open_loop and v != int(v):
+            raise ConfigError(f"--stages {part!r}: closed-loop USERS must be a whole number")
         stages.append(Stage(d, rate=v) if open_loop else Stage(d, users=int(v)))
     return stages
 
@@ -132,7 +128,9 @@ def _urls(args: argparse.Namespace) -> dict[str, str]:
         try:
             stack = json.loads(args.stack_file.read_text())
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"--stack-file: {exc}") from exc
+            raise ConfigError(f"--stack-file {args.stack_file}: {exc}") from exc
+        if not isinstance(stack, dict):
+            raise ConfigError(f"--stack-file {args.stack_file}: expected a JSON object")
         keys = {
             "gateway": ["gateway_url"],
             "baseline": ["baseline_url"],

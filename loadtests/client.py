@@ -3,20 +3,20 @@
 geventhttpclient's ``readline`` returns each SSE line as soon as it arrives (``read(n)``
 would wait for n bytes, making every token appear at once), so chunk times are real.
 Times come from ``time.perf_counter`` taken right before the request is written and right
-after each content-bearing chunk is read; role-only, usage-only and ``[DONE]`` chunks carry
-no token and are not timed. ITL gaps are per content chunk (one token per chunk on vLLM).
+after each content-bearing chunk is read; ``loadtests.timings`` turns them into TTFT, TPOT,
+ITL, E2E and NTPOT (one token per content chunk on vLLM).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from itertools import pairwise
 from typing import Any
 
 from geventhttpclient import HTTPClient
 
 from loadtests.samples import Sample
+from loadtests.timings import apply_usage, fill_timings, is_content_chunk
 from loadtests.workloads import RequestSpec
 
 __all__ = ["build_body", "new_http_client", "send_request"]
@@ -42,26 +42,6 @@ def build_body(req: RequestSpec, model: str, stream: bool, ignore_eos: bool) -> 
     if ignore_eos:
         body["ignore_eos"] = True
     return body
-
-
-def _content(obj: dict[str, Any]) -> bool:
-    choices = obj.get("choices")
-    if not choices:
-        return False
-    c = choices[0]
-    if c.get("text"):
-        return True
-    delta = c.get("delta")
-    return bool(delta and delta.get("content"))
-
-
-def _apply_usage(sample: Sample, usage: dict[str, Any] | None) -> None:
-    if not usage:
-        return
-    sample.prompt_tokens = usage.get("prompt_tokens")
-    sample.completion_tokens = usage.get("completion_tokens")
-    details = usage.get("prompt_tokens_details") or {}
-    sample.cached_tokens = details.get("cached_tokens", 0 if details is not None else None)
 
 
 def _error_message(raw: bytes) -> str:
@@ -101,32 +81,18 @@ def send_request(
                 if data == b"[DONE]":
                     break
                 obj = json.loads(data)
-                if _content(obj):
+                if is_content_chunk(obj):
                     times.append(perf())
                 if obj.get("usage"):
                     usage = obj["usage"]
-            _apply_usage(sample, usage)
+            apply_usage(sample, usage)
             resp.read()  # drain to the end of the chunked body so the connection is reusable
         else:
             obj = json.loads(resp.read())
             times.append(perf())
-            _apply_usage(sample, obj.get("usage"))
+            apply_usage(sample, obj.get("usage"))
     except Exception as exc:  # network errors and bad bodies become failed samples
         sample.error = f"{type(exc).__name__}: {exc}"
     end = perf()
-    _timings(sample, t0, times, end)
+    fill_timings(sample, t0, times, end)
     return sample
-
-
-def _timings(sample: Sample, t0: float, times: list[float], end: float) -> None:
-    sample.e2e_s = (times[-1] if times else end) - t0
-    if sample.completion_tokens is None and sample.stream and times:
-        sample.completion_tokens = len(times)
-    if sample.stream and times:
-        sample.ttft_s = times[0] - t0
-        sample.itl_s = [b - a for a, b in pairwise(times)]
-        n = sample.completion_tokens or len(times)
-        if n > 1:
-            sample.tpot_s = (times[-1] - times[0]) / (n - 1)
-    if sample.completion_tokens:
-        sample.ntpot_s = sample.e2e_s / sample.completion_tokens

@@ -113,7 +113,8 @@ def inference_perf_config(
         },
         "load": {
             "type": "poisson" if spec.arrival == "poisson" else "constant",
-            "stages": stages or [{"rate": spec.rate, "duration": int(spec.duration_s)}],
+            "stages": stages
+            or [{"rate": spec.rate, "duration": max(1, round(spec.duration_s))}],
             "num_workers": num_workers,
         },
         "server": {

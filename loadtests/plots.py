@@ -78,7 +78,8 @@ def plot_requests_per_pod(runs: Runs, path: Path) -> Path:
 def plot_hit_rate(runs: Runs, path: Path, bins: int = 20) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for name, samples in runs.items():
-        ok = [s for s in samples if s.ok and s.prompt_tokens]
+        # only requests whose server reported cached tokens: unknown is not a miss
+        ok = [s for s in samples if s.ok and s.prompt_tokens and s.cached_tokens is not None]
         if not ok:
             continue
         t0 = min(s.start for s in ok)

@@ -60,13 +60,26 @@ class LoadSpec:
         if self.arrival != "closed" and not self.stages and not (self.rate and self.rate > 0):
             raise ValueError(f"rate: open-loop arrival {self.arrival!r} needs rate > 0")
         if self.users < 1:
-            raise ValueError("users: must be >= 1")
+            raise ValueError(f"users: must be >= 1, got {self.users}")
         if self.max_requests is not None and self.max_requests < 1:
-            raise ValueError("max_requests: must be >= 1")
+            raise ValueError(f"max_requests: must be >= 1, got {self.max_requests}")
         if self.processes < 1:
-            raise ValueError("processes: must be >= 1")
+            raise ValueError(f"processes: must be >= 1, got {self.processes}")
         if self.duration_s <= 0 and not self.stages:
-            raise ValueError("duration_s: must be > 0")
+            raise ValueError(f"duration_s: must be > 0, got {self.duration_s}")
+        if self.warmup_s < 0:
+            raise ValueError(f"warmup_s: must be >= 0, got {self.warmup_s}")
+        if self.request_timeout_s <= 0:
+            raise ValueError(f"request_timeout_s: must be > 0, got {self.request_timeout_s}")
+        for i, stage in enumerate(self.stages):
+            if stage.duration_s <= 0:
+                raise ValueError(f"stages[{i}].duration_s: must be > 0, got {stage.duration_s}")
+            level, value = ("rate", stage.rate) if self.arrival != "closed" else (
+                "users", stage.users)
+            if value is None and level == "rate":
+                raise ValueError(f"stages[{i}].rate: required for open-loop {self.arrival!r}")
+            if value is not None and value <= 0:
+                raise ValueError(f"stages[{i}].{level}: must be > 0, got {value}")
 
     def effective_stages(self) -> list[Stage]:
         """The explicit stages, or one stage covering warm-up plus duration."""

@@ -2,19 +2,21 @@
 
 Every percentile is reported beside its sample count. Names follow LOAD.md: TTFT, TPOT
 (per request), ITL (pooled gaps), E2E, NTPOT; throughput from ``usage`` token counts; hit
-rate is token-weighted (cached / prompt tokens).
+rate is token-weighted (cached / prompt tokens) over the requests whose server reported
+``cached_tokens`` (``hit_rate_count``); None when none did.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from loadtests.locality import stickiness, usage_hit_rate
 from loadtests.samples import Sample
 
 __all__ = [
@@ -74,15 +76,9 @@ def summarize(samples: Sequence[Sample], include_warmup: bool = False) -> dict[s
     prompt = sum(s.prompt_tokens or 0 for s in ok)
     completion = sum(s.completion_tokens or 0 for s in ok)
     cached = sum(s.cached_tokens or 0 for s in ok)
+    hit_rate = usage_hit_rate(ok)
     per_pod = Counter(s.pod or "unknown" for s in ok)
-    groups: dict[str, Counter[str]] = defaultdict(Counter)
-    for s in ok:
-        groups[s.group][s.pod or "unknown"] += 1
-    stickiness = (
-        float(np.mean([max(c.values()) / sum(c.values()) for c in groups.values()]))
-        if groups
-        else None
-    )
+    sticky = stickiness(ok)
     return {
         "count": len(measured),
         "ok": len(ok),
@@ -96,10 +92,11 @@ def summarize(samples: Sequence[Sample], include_warmup: bool = False) -> dict[s
             "total_tokens_per_s": (prompt + completion) / span if span > 0 else 0.0,
         },
         "tokens": {"prompt": prompt, "completion": completion, "cached": cached},
-        "hit_rate": cached / prompt if prompt else None,
+        "hit_rate": hit_rate.value,
+        "hit_rate_count": hit_rate.requests,
         **{metric: _metric_summary(measured, metric) for metric in METRICS},
         "per_pod": dict(sorted(per_pod.items())),
-        "stickiness": stickiness,
+        "stickiness": sticky.top_pod_share if sticky else None,
         "status_codes": {str(k): v for k, v in sorted(Counter(s.status for s in measured).items())},
     }
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.locality import balance
 from fixtures.plugin import Evidence, Figure
 from fixtures.stack import Pod, Stack
 from fixtures.support import not_supported
 from loadtests.api import LoadSpec, run_load
+from loadtests.locality import balance
 from loadtests.workloads import load_workload
 
 pytestmark = [pytest.mark.faults]
@@ -71,6 +71,7 @@ def test_degraded_pod_receives_less_traffic(degraded_pod: Pod, stack: Stack, run
                     max_requests=160, duration_s=60)
     result = run_load(spec, run_dir / "load" / "faults-degraded-pod", timeout_s=120)
     shares = balance(result.samples, [p.name for p in stack.pods])
+    assert shares, f"no successful request named its pod (log: {result.log_path})"
     total = sum(shares.per_pod.values())
     degraded_share = shares.per_pod[degraded_pod.name] / total
     fair = 1 / len(stack.pods)

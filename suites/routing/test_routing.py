@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from fixtures.comparison import Comparison
-from fixtures.locality import balance, stickiness, usage_hit_rate
 from fixtures.plugin import Evidence, Figure
 from fixtures.stack import Stack
+from fixtures.support import not_supported
+from loadtests.locality import balance, stickiness, usage_hit_rate
 from loadtests.stats import metric_values, percentiles
 from loadtests.workloads import random_words
 
@@ -78,9 +79,12 @@ def test_cached_tokens_agree_with_pod_counters(shared_prefix_comparison: Compari
                                                evidence: Evidence) -> None:
     """Clients' ``usage.cached_tokens`` and the pods' counters tell the same story (±0.05)."""
     for run in (shared_prefix_comparison.scheduler, shared_prefix_comparison.baseline):
-        from_usage = usage_hit_rate(run.result.samples)
+        usage = usage_hit_rate(run.result.samples)
+        if usage.value is None:
+            not_supported("the pods do not report usage.prompt_tokens_details.cached_tokens")
+        from_usage = usage.value
         evidence.figure(Figure(f"usage_hit_rate_{run.label}", from_usage, "ratio",
-                               samples=len(run.result.samples),
+                               samples=usage.requests,
                                note="sum(cached_tokens) / sum(prompt_tokens)"))
         assert abs(from_usage - run.pod_hit_rate) <= 0.05, (
             f"{run.label}: hit rate from usage.cached_tokens {from_usage:.3f} disagrees with "
@@ -92,6 +96,7 @@ def test_stickiness_beats_round_robin(shared_prefix_comparison: Comparison,
     c = shared_prefix_comparison
     sched = stickiness(c.scheduler.result.samples)
     base = stickiness(c.baseline.result.samples)
+    assert sched and base, "no successful request named its pod (x-inference-pod)"
     evidence.figure(Figure("top_pod_share_per_group", sched.top_pod_share, "ratio",
                            baseline=base.top_pod_share, samples=sched.groups,
                            note=f"distinct pods per group {sched.distinct_pods:.2f} "
@@ -109,6 +114,7 @@ def test_load_stays_balanced(shared_prefix_comparison: Comparison, evidence: Evi
     """Balance guard: no pod takes more than twice its fair share (prefix-only failure)."""
     result = balance(shared_prefix_comparison.scheduler.result.samples,
                      [p.name for p in stack.pods])
+    assert result, "no successful request named its pod (x-inference-pod)"
     fair = 1 / len(stack.pods)
     evidence.figure(Figure("max_pod_share", result.max_share, "ratio", baseline=fair,
                            threshold=f"<= {2 * fair:.2f}", note=f"requests per pod "

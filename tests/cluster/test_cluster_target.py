@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.cluster import ClusterError, KubeError
 from fixtures.cluster.commands import CommandResult, RecordedRunner
-from fixtures.cluster.kube import KubeClient
+from fixtures.cluster.kube import RESOURCES, KubeClient, Resource
 from fixtures.cluster.paths import guide_fixture_dir
 from fixtures.options import HarnessOptions
 from fixtures.targets.cluster import ClusterTarget
@@ -129,7 +130,37 @@ def test_install_refuses_without_the_hf_secret(emulator: Emulator, tmp_path: Pat
     kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
     runner = RecordedRunner(DATA / "recordings" / "v0.3")
     target = ClusterTarget(options, tmp_path / "run", kube=kube, runner=runner)
-    with pytest.raises(Exception, match=f"Secret {NS}/llm-d-hf-token: not found"):
+    with pytest.raises(ClusterError, match=f"Secret {NS}/llm-d-hf-token: not found"):
         target.up()
     target.down()
     assert emulator.find("Namespace", NS) is None, "the namespace the harness made is removed"
+
+
+def test_cleanup_goes_on_after_a_failed_step_and_reports_it(
+        emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A route that will not delete must not leave the releases or the namespace behind."""
+    options = HarnessOptions(target="cluster", gateway="istio", namespace=NS,
+                             guide_dir=tmp_path, guide_version="v0.3")
+    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("LAMPLIGHTER_TIMEOUTS", "delete=2,poll_interval=0.05")
+    target = ClusterTarget(options, tmp_path / "run", kube=kube,
+                           runner=RecordedRunner(DATA / "recordings" / "v0.3", calls))
+    installer = target.installer
+    installer.ensure_namespace()
+    installer.ledger.helm_installed = True
+    missing_route = (RESOURCES["HTTPRoute"], "no-such-route", NS)
+    installer.ledger.add(*missing_route)
+    real_delete = kube.delete
+
+    def delete(res: Resource, name: str, namespace: str | None = None) -> bool:
+        if name == "no-such-route":
+            raise KubeError(f"DELETE {name}: HTTP 500: injected")
+        return real_delete(res, name, namespace)
+
+    monkeypatch.setattr(kube, "delete", delete)
+    with pytest.raises(ClusterError, match="cleanup incomplete: delete HTTPRoute no-such-route"):
+        target.down()
+    argvs = [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
+    assert ["helmfile", "-e", "istio", "-n", NS, "destroy"] in argvs
+    assert emulator.find("Namespace", NS) is None, "the namespace is removed after the failure"

@@ -51,3 +51,20 @@ def test_decode_pods_run_the_simulator(emulator: Emulator, tmp_path: Path) -> No
     (vllm,) = dep["spec"]["template"]["spec"]["containers"]
     assert vllm["command"] == ["llm-sim"] and "8200" in vllm["args"]
     assert dep["spec"]["template"]["spec"]["initContainers"][0]["name"] == "routing-proxy"
+
+
+def test_deploy_installs_once_for_deploy_suite_and_stack(emulator: Emulator, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deploy suite calls deploy() and the traffic suites up() -> deploy(): one install."""
+    options = HarnessOptions(target="kind", gateway="istio", namespace="ns", guide_version="v0.3")
+    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
+    target = KindTarget(options, tmp_path, kube=kube, runner=_runner(tmp_path, "lamplighter\\n"))
+    steps: list[str] = []
+    monkeypatch.setattr(target.installer, "install", lambda: steps.append("helmfile"))
+    monkeypatch.setattr(target, "simulate_decode", lambda: steps.append("simulator"))
+    monkeypatch.setattr(target, "wait_ready", lambda: steps.append("ready"))
+    first, second = target.deploy(), target.deploy()
+    assert steps == ["helmfile", "simulator", "ready"], steps
+    assert first.namespace == second.namespace == "ns"
+    argvs = [json.loads(x)["argv"] for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert sum(a[:3] == ["kind", "load", "docker-image"] for a in argvs) == 1, argvs

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
+from fixtures.cluster import ProfileError, profiles, providers
 from fixtures.cluster.checks import epp_config_problems, pool_selector_problems
-from fixtures.cluster.paths import guide_fixture_dir
+from fixtures.cluster.paths import data_dir, guide_fixture_dir
 from fixtures.cluster.profiles import available_versions, load_profile
 from fixtures.cluster.providers import load_provider
 
@@ -54,3 +57,26 @@ def test_selector_matching_non_serving_pods_is_named() -> None:
                                          "labels": {"llm-d.ai/inferenceServing": "true"}}}
     (problem,) = pool_selector_problems(pool, [stray], profile)
     assert "also matches non-serving pods ['Pod ns/warmup']" in problem
+
+
+def test_malformed_profile_and_provider_name_file_and_field(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for kind in ("profiles", "providers"):
+        (tmp_path / kind).mkdir()
+    v3 = yaml.safe_load((data_dir("profiles") / "v0.3.yaml").read_text())
+    del v3["decode"]["replicas"]
+    (tmp_path / "profiles" / "v0.3.yaml").write_text(yaml.safe_dump(v3))
+    (tmp_path / "profiles" / "v0.4.yaml").write_text("epp: [unclosed\n")
+    istio = yaml.safe_load((data_dir("providers") / "istio.yaml").read_text())
+    del istio["reach"]
+    (tmp_path / "providers" / "istio.yaml").write_text(yaml.safe_dump(istio))
+    monkeypatch.setattr(profiles, "data_dir", lambda name: tmp_path / name)
+    monkeypatch.setattr(providers, "data_dir", lambda name: tmp_path / name)
+    with pytest.raises(ProfileError, match=r"v0\.3\.yaml: decode\.replicas: required field"):
+        load_profile("v0.3", "istio")
+    with pytest.raises(ProfileError, match=r"v0\.4\.yaml: cannot read"):
+        load_profile("v0.4", "istio")
+    with pytest.raises(ProfileError, match=r"istio\.yaml: reach: required field missing"):
+        load_provider("istio")
+    with pytest.raises(ProfileError, match=r"no gateway provider 'gkee' \(have: \['istio'\]\)"):
+        load_provider("gkee")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from fixtures.cluster import CommandError, WaitTimeout
 from fixtures.cluster.commands import RecordedRunner, SubprocessRunner
 from fixtures.cluster.portforward import PortForward
-from fixtures.cluster.redact import register_secret
+from fixtures.cluster.redact import MASK, mask_secret_env, register_secret
 from fixtures.cluster.timeouts import timeouts_for
 from fixtures.cluster.waits import converge, wait_for
 
@@ -43,6 +45,10 @@ def test_timeouts_defaults_per_target_and_overrides() -> None:
     assert (t.install, t.convergence_successes) == (5.0, 7)
     with pytest.raises(ValueError, match="unknown timeout 'instal'"):
         timeouts_for("cluster", {"LAMPLIGHTER_TIMEOUTS": "instal=5"})
+    with pytest.raises(ValueError, match="LAMPLIGHTER_TIMEOUTS: ready='soon': expected seconds"):
+        timeouts_for("cluster", {"LAMPLIGHTER_TIMEOUTS": "ready=soon"})
+    with pytest.raises(ValueError, match="delete='0': must be > 0"):
+        timeouts_for("cluster", {"LAMPLIGHTER_TIMEOUTS": "delete=0"})
 
 
 def test_wait_names_the_timeout_and_last_reason() -> None:
@@ -71,3 +77,48 @@ def test_port_forward_command_and_wait(tmp_path: Path) -> None:
     assert argv[:7] == ["kubectl", "--context", "kind-x", "-n", "ns", "port-forward",
                         "service/gw-istio"]
     assert argv[7] == f"{port}:80"
+
+
+def test_spawned_command_and_its_children_are_stopped(tmp_path: Path) -> None:
+    """The real runner's spawn (port-forward's path): stop() ends the whole process group."""
+    child_pid = tmp_path / "child.pid"
+    script = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', "
+              f"'import time; time.sleep(60)']); open({str(child_pid)!r}, 'w').write(str(p.pid))"
+              "; print('ready', flush=True); time.sleep(60)")
+    runner = SubprocessRunner(tmp_path / "calls.jsonl")
+    spawned = runner.spawn([sys.executable, "-c", script], log_path=tmp_path / "spawn.log")
+    wait_for("child started", lambda: None if child_pid.exists() and child_pid.read_text()
+             else "no pid yet", timeout=20, interval=0.05, timeout_name="test")
+    pid = int(child_pid.read_text())
+    assert spawned.alive()
+    spawned.stop()
+    spawned.stop()  # idempotent
+    assert not spawned.alive()
+    wait_for("grandchild gone", lambda: None if not _running(pid) else f"pid {pid} alive",
+             timeout=10, interval=0.05, timeout_name="test")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie awaiting its (dead) parent's reaper counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_secret_looking_env_values_are_masked_in_dumps() -> None:
+    deployment = {"spec": {"template": {"spec": {"containers": [{"name": "vllm", "env": [
+        {"name": "HF_TOKEN", "value": "hf_literal_in_manifest"},
+        {"name": "HF_TOKEN_FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "llm-d-hf-token",
+                                                                         "key": "HF_TOKEN"}}},
+        {"name": "VLLM_LOGGING_LEVEL", "value": "INFO"},
+    ]}]}}}}
+    env = mask_secret_env(deployment)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[0] == {"name": "HF_TOKEN", "value": MASK}
+    assert env[1]["valueFrom"]["secretKeyRef"]["name"] == "llm-d-hf-token"
+    assert env[2] == {"name": "VLLM_LOGGING_LEVEL", "value": "INFO"}
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] == (
+        "hf_literal_in_manifest"), "the original object must not be modified"

@@ -131,3 +131,60 @@ def test_run_pass_and_invalid(sse_server: Server, tmp_path: Path, capsys) -> Non
         ]
     )
     assert code == 3
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (
+            lambda d: ["--workload", str(_write(d / "bad.yaml", "type: [unclosed\n"))],
+            "bad.yaml: cannot read",
+        ),
+        (lambda d: ["--workload", str(d / "absent.yaml")], "absent.yaml: cannot read"),
+        (
+            lambda d: [*WORKLOAD, "--stack-file", str(_write(d / "stack.json", "[1]"))],
+            "stack.json: expected a JSON object",
+        ),
+        (
+            lambda d: [
+                *WORKLOAD,
+                "--url",
+                "http://127.0.0.1:9",
+                "--rate",
+                "5",
+                "--stages",
+                "10:5,-3:8",
+            ],
+            "stages[1].duration_s: must be > 0, got -3.0",
+        ),
+        (
+            lambda d: [*WORKLOAD, "--url", "http://127.0.0.1:9", "--stages", "10:2.5"],
+            "--stages '10:2.5': closed-loop USERS must be a whole number",
+        ),
+        (
+            lambda d: [*WORKLOAD, "--url", "http://127.0.0.1:9", "--warmup", "-1"],
+            "warmup_s: must be >= 0, got -1.0",
+        ),
+    ],
+    ids=[
+        "workload-yaml",
+        "workload-missing",
+        "stack-not-object",
+        "stage-duration",
+        "stage-users",
+        "warmup",
+    ],
+)
+def test_config_errors_exit_2_naming_the_problem(
+    tmp_path: Path, capsys, make_args, message: str
+) -> None:
+    code = main(["load", "--model", "m", *make_args(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -14,6 +14,7 @@ PURE = [
     "loadtests.slo",
     "loadtests.workloads",
     "loadtests.samples",
+    "loadtests.timings",
     "loadtests.stats",
     "loadtests.arrivals",
     "loadtests.validity",

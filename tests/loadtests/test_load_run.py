@@ -11,8 +11,9 @@ from load_helpers import Server, sse_server_argv
 
 from fixtures.serving import serving
 from loadtests.api import LoadSpec, run_load
+from loadtests.runconfig import Arrival
 from loadtests.slo import evaluate, parse_slo
-from loadtests.workloads import load_workload
+from loadtests.workloads import generate, load_workload
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -60,12 +61,14 @@ def test_exact_cap_and_ttft_close_to_server(sse_server: Server, tmp_path: Path) 
     s = result.samples[0]
     assert s.ok and s.pod == "sse-0" and s.completion_tokens == 8 and len(s.itl_s) == 7
     assert s.prompt_tokens == 80 and s.tpot_s is not None and s.ntpot_s is not None
-    # Client TTFT includes connect/parse overhead only: p50 gap <= 3 ms over 60 requests.
+    # The client must time the first chunk as it arrives, not when the stream ends: a
+    # buffering client would see TTFT ~ E2E (20 ms + 7 x 2 ms). Tolerance 10 ms on the p50 of
+    # 60 requests (the 3 ms goal is measured by benchmarks/measurement_accuracy.py).
     gap = np.median([x.ttft_s for x in result.samples]) - np.median(server)
-    assert 0 <= gap <= 0.003, f"client-server TTFT p50 gap {gap * 1000:.2f} ms"
+    assert 0 <= gap <= 0.010, f"client-server TTFT p50 gap {gap * 1000:.2f} ms"
     # shared sequence: request i carries workload prompt i (cycled), groups follow the seed
     assert [x.group for x in sorted(result.samples, key=lambda x: x.request_id)][:20] == [
-        r.group for r in __import__("loadtests.workloads").workloads.generate(WL)
+        r.group for r in generate(WL)
     ]
     assert (tmp_path / "locust_stats.csv").exists()
     assert "TTFT" not in (tmp_path / "locust_stats.csv").read_text()  # no polluted rows
@@ -96,34 +99,30 @@ def test_two_processes_one_sample_per_request_same_verdict(
     ]
 
 
+def _open_loop(
+    server: Server, arrival: Arrival, rate: float, users: int, duration_s: float
+) -> LoadSpec:
+    return LoadSpec(
+        base_url=server.url,
+        model="m",
+        workload=WL,
+        users=users,
+        arrival=arrival,
+        rate=rate,
+        duration_s=duration_s,
+    )
+
+
 def test_open_loop_rate_and_users_running_out(sse_server: Server, tmp_path: Path) -> None:
     ok = run_load(
-        LoadSpec(
-            base_url=sse_server.url,
-            model="m",
-            workload=WL,
-            users=8,
-            arrival="poisson",
-            rate=40,
-            duration_s=2,
-        ),
-        tmp_path / "ok",
+        _open_loop(sse_server, "poisson", rate=40, users=8, duration_s=2), tmp_path / "ok"
     )
     assert ok.validity.valid, ok.validity.reasons
     assert ok.validity.achieved_rate is not None and ok.validity.target_rate is not None
     # ~80 arrivals expected; Poisson sd ~ 9: allow 40..120
     assert 40 <= len(ok.samples) <= 120
     starved = run_load(
-        LoadSpec(
-            base_url=sse_server.url,
-            model="m",
-            workload=WL,
-            users=1,
-            arrival="constant",
-            rate=100,
-            duration_s=1.5,
-        ),
-        tmp_path / "bad",
+        _open_loop(sse_server, "constant", rate=100, users=1, duration_s=1.5), tmp_path / "bad"
     )
     assert not starved.validity.valid and starved.validity.users_ran_out > 0
     assert evaluate(SLO, starved.samples, starved.validity).passed is None

@@ -19,6 +19,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from simulator.config import EngineConfig, ServerConfig
+from simulator.eventloop import new_event_loop
 from simulator.server import SIM_KEY, Simulator, build_app
 
 __all__ = ["InProcessServer", "metric_value", "run_cli", "sim_config"]
@@ -41,7 +42,7 @@ class InProcessServer:
         self.config = config
         self.url = ""
         self.sim: Simulator | None = None
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()  # the CLI's loop (sub-millisecond timers)
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._main, daemon=True)

@@ -1,4 +1,4 @@
-"""Locality figures from samples and counters, and load-plan sizing."""
+"""Hit rate from pod counters, and load-plan sizing."""
 
 from __future__ import annotations
 
@@ -6,16 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.locality import balance, pod_hit_rate, stickiness, usage_hit_rate
+from fixtures.locality import pod_hit_rate
 from fixtures.plans import LoadPlan, PlanError, load_plan, shared_prefix_groups
 from fixtures.podmetrics import MetricsSnapshot
-from loadtests.samples import Sample
-
-
-def _sample(i: int, group: str, pod: str, prompt: int = 100, cached: int = 0,
-            status: int = 200) -> Sample:
-    return Sample(request_id=i, group=group, api="completions", stream=True, url="u", start=0.0,
-                  prompt_tokens=prompt, cached_tokens=cached, status=status, pod=pod)
 
 
 def _counters(hits: float, queries: float) -> MetricsSnapshot:
@@ -35,22 +28,6 @@ def test_pod_hit_rate_is_token_weighted_over_the_pool() -> None:
 def test_pod_hit_rate_refuses_an_idle_run() -> None:
     with pytest.raises(ValueError, match="no prefix-cache queries"):
         pod_hit_rate({"a": _counters(1, 1)}, {"a": _counters(1, 1)})
-
-
-def test_usage_hit_rate_ignores_failed_requests() -> None:
-    samples = [_sample(0, "g", "a", 100, 50), _sample(1, "g", "a", 100, 100, status=500)]
-    assert usage_hit_rate(samples) == pytest.approx(0.5)
-
-
-def test_stickiness_and_balance() -> None:
-    samples = [_sample(i, "g0", "a") for i in range(3)] + [_sample(3, "g0", "b")]
-    samples += [_sample(4 + i, "g1", "b") for i in range(4)]
-    sticky = stickiness(samples)
-    assert sticky.top_pod_share == pytest.approx((0.75 + 1.0) / 2)
-    assert sticky.distinct_pods == pytest.approx(1.5)
-    bal = balance(samples, ["a", "b", "c"])
-    assert bal.per_pod == {"a": 3, "b": 5, "c": 0}
-    assert bal.max_share == pytest.approx(5 / 8)
 
 
 def test_groups_exceed_one_pod_and_fit_the_pool() -> None:

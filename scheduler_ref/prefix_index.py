@@ -86,6 +86,7 @@ class PrefixIndex:
         if lru is None:
             lru = self._lru[key] = OrderedDict()
         m = self._map
+        get = m.get
         touch = lru.move_to_end
         before = len(lru)
         for h in hashes:
@@ -93,16 +94,20 @@ class PrefixIndex:
                 touch(h)
                 continue
             lru[h] = None
-            s = m.get(h)
+            s = get(h)
             if s is None:
                 m[h] = {key: None}
             else:
                 s[key] = None
-        if capacity > 0:
+        if capacity > 0 and len(lru) > capacity:
             pop = lru.popitem
-            while len(lru) > capacity:
+            for _ in range(len(lru) - capacity):
                 old, _ = pop(last=False)
-                self._unmap(old, key)
+                s = get(old)
+                if s is not None:
+                    s.pop(key, None)
+                    if not s:
+                        del m[old]
         self.entries += len(lru) - before
 
     def _unmap(self, h: int, key: str) -> None:

@@ -15,6 +15,11 @@ class MaxScorePicker(Picker):
     def pick(
         self, scored: Sequence[tuple[Endpoint, float]], rng: random.Random
     ) -> list[Endpoint]:
+        if self.max_endpoints == 1 and scored:
+            # Same distribution as shuffle-then-sort (uniform over the tied best), without
+            # shuffling every candidate on the hot path.
+            best = max(total for _, total in scored)
+            return [rng.choice([e for e, total in scored if total == best])]
         items = list(scored)
         rng.shuffle(items)
         items.sort(key=lambda it: it[1], reverse=True)  # stable: shuffled order breaks ties

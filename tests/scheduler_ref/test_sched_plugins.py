@@ -116,6 +116,20 @@ def test_max_score_picker_breaks_ties_at_random() -> None:
     assert all(850 <= n <= 1150 for n in picks.values()), picks
 
 
+def test_max_score_picker_with_several_endpoints_orders_by_score() -> None:
+    p = _plugin("max-score-picker", maxNumOfEndpoints=3)
+    rng = random.Random(5)
+    scored = [(endpoint(1), 0.2), (endpoint(2), 0.9), (endpoint(3), 0.5), (endpoint(4), 0.9)]
+    # 400 picks: the two tied best come first in either order (each expected 200; +-60 is
+    # > 6 sigma), then the 0.5 endpoint; the 0.2 endpoint never makes the cut.
+    firsts: Counter[str] = Counter()
+    for _ in range(400):
+        keys = [e.key for e in p.pick(scored, rng)]  # type: ignore[attr-defined]
+        assert set(keys[:2]) == {endpoint(2).key, endpoint(4).key} and keys[2] == endpoint(3).key
+        firsts[keys[0]] += 1
+    assert all(140 <= n <= 260 for n in firsts.values()), firsts
+
+
 def test_random_and_weighted_pickers() -> None:
     rng = random.Random(4)
     scored = [(endpoint(1), 3.0), (endpoint(2), 1.0), (endpoint(3), 0.0)]

@@ -2,7 +2,8 @@
 
 Starts one simulated vLLM pod. Readiness: the process logs ``simulator ready ... port=N`` to
 stderr once it accepts connections, and ``GET /health`` answers 200 from then on. SIGTERM and
-SIGINT stop it cleanly.
+SIGINT stop it cleanly. The event loop is uvloop when installed, else the stdlib's with
+sub-millisecond timers (``--loop``; see ``simulator.eventloop``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from simulator.config import FAILURE_TYPES, EngineConfig, FaultConfig, ServerConfig
+from simulator.eventloop import loop_factory
 from simulator.server import SIM_KEY, build_app
 
 __all__ = ["main", "parse_args"]
@@ -102,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     a("--lora-modules", nargs="*", default=[], metavar="NAME=PATH",
       help="LoRA adapters loaded at start (default: none)")
     a("--log-level", default="INFO", help="stderr log level (default: INFO)")
+    a("--loop", choices=["auto", "uvloop", "asyncio"], default=s.loop,
+      help="event loop: uvloop when installed (auto), or the stdlib's with sub-millisecond "
+           f"timers (default: {s.loop})")
     g = p.add_argument_group("engine (vLLM scheduler and KV cache)")
     a = g.add_argument
     a("--max-num-seqs", type=_positive_int, default=e.max_num_seqs,
@@ -157,7 +163,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         served_model_names=ns.served_model_name, host=ns.host, port=ns.port,
         pod_name=ns.pod_name, namespace=ns.namespace, mode=ns.mode, seed=ns.seed,
         default_max_tokens=ns.default_max_tokens, eos_probability=ns.eos_probability,
-        lora_modules=ns.lora_modules)
+        lora_modules=ns.lora_modules, loop=ns.loop)
 
 
 async def serve(config: ServerConfig) -> None:
@@ -172,6 +178,11 @@ async def serve(config: ServerConfig) -> None:
     if server is not None and server.sockets:
         port = server.sockets[0].getsockname()[1]
     app[SIM_KEY].port = port
+    # Everything allocated so far (the KV block pool above all) lives as long as the process:
+    # keep it out of the cyclic collector's full passes, which would otherwise stall the loop.
+    gc.collect()
+    gc.freeze()
+    app[SIM_KEY].driver.manage_gc = True  # and collect between steps, not at their ends
     e = config.engine
     log.info("simulator ready model=%s pod=%s namespace=%s host=%s port=%d max_num_seqs=%d "
              "num_gpu_blocks=%d block_size=%d speed_factor=%g time_scale=%g",
@@ -192,7 +203,14 @@ async def serve(config: ServerConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     try:
-        asyncio.run(serve(config))
+        name, factory = loop_factory(config.loop)
+    except ImportError:
+        log.error("--loop uvloop: uvloop is not installed")
+        return 1
+    log.debug("event loop: %s", name)
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve(config))
     except OSError as exc:
         log.error("cannot serve on %s:%d: %s", config.host, config.port, exc)
         return 1

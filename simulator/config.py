@@ -76,6 +76,7 @@ class ServerConfig:
     default_max_tokens: int = 16
     eos_probability: float = 0.0
     lora_modules: list[str] = field(default_factory=list)
+    loop: str = "auto"  # CLI event loop: auto (uvloop if importable) | uvloop | asyncio
 
     @property
     def served_model_name(self) -> str:

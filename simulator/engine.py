@@ -15,6 +15,9 @@ and plans the next one, returning the emitted requests and when that next step e
 
 A request whose tokens are all computed at the end of a step emits one token: the first one
 ends its prefill (TTFT = queue + prefill of uncached tokens), then one per decode step.
+``step`` is ``finish_step`` (the prefill half of the ending step, hence the first tokens)
+then ``plan_step`` (its decode half, then the next plan), so the driver can send first tokens
+before walking a large decode batch; both halves use the same ``now``.
 No ``time`` or asyncio here: ``driver`` runs this on a real clock, tests on a fake one.
 """
 
@@ -67,9 +70,11 @@ class EngineRequest:
             raise ValueError("a request needs at least one prompt and one output token")
         self.request_id = request_id
         self.prompt_len = len(prompt_token_ids)
-        self.token_ids = [*prompt_token_ids, *output_token_ids]
-        self.output_token_ids = list(output_token_ids)
-        self.output_texts = list(output_texts)
+        # Tuples of ints / strs: the cyclic GC untracks them after one pass, so long prompts
+        # of many running requests do not lengthen every collection (a loop stall).
+        self.token_ids = (*prompt_token_ids, *output_token_ids)
+        self.output_token_ids = tuple(output_token_ids)
+        self.output_texts = tuple(output_texts)
         self.finish_reason = finish_reason
         self.lora = lora
         self.status = RequestStatus.WAITING
@@ -106,6 +111,7 @@ class StepOutcome:
     """What one ``step(now)`` call produced."""
 
     emitted: list[EngineRequest] = field(default_factory=list)  # first tokens listed first
+    num_first: int = 0  # how many of ``emitted`` are first tokens
     finished: list[EngineRequest] = field(default_factory=list)
     next_time: float | None = None  # end of the step now in flight; None = idle
     prefill_tokens: int = 0  # work of the step now in flight
@@ -122,7 +128,9 @@ class Engine:
         self.waiting: deque[EngineRequest] = deque()
         self.running: list[EngineRequest] = []
         self.requests: dict[str, EngineRequest] = {}
-        self._batch: list[tuple[EngineRequest, int]] = []
+        # The step in flight: (request, tokens computed), prefill entries and decode entries.
+        self._prefills: list[tuple[EngineRequest, int]] = []
+        self._decodes: list[tuple[EngineRequest, int]] = []
         self._step_end: float | None = None
         self._seeds: dict[str | None, int] = {}
         self._preempted_this_step = False
@@ -181,30 +189,54 @@ class Engine:
     # -- the loop ------------------------------------------------------------------------------
     def step(self, now: float) -> StepOutcome:
         """Finish the step in flight at ``now`` and start the next one if there is work."""
+        outcome = self.finish_step(now)
+        self.plan_step(now, outcome)
+        return outcome
+
+    def finish_step(self, now: float) -> StepOutcome:
+        """The first half of ``step``: the step in flight ends at ``now``. Only its prefill
+        work is completed here, so the first tokens (``outcome.emitted[:num_first]``) are out
+        before the batch's decodes are walked; ``plan_step`` completes the rest."""
         outcome = StepOutcome()
         if self._step_end is not None:
             overrun = now - self._step_end
             self.stats.step_overrun.observe(overrun)
             self.stats.recent_overruns.append(overrun)
-            self._finish_batch(now, outcome)
+            self._finish_entries(now, outcome, self._prefills)
+            self._prefills = []
             self._step_end = None
-        if self.waiting or self.running:
-            self._plan(now, outcome)
         return outcome
 
-    def _finish_batch(self, now: float, outcome: StepOutcome) -> None:
+    def plan_step(self, now: float, outcome: StepOutcome) -> None:
+        """The second half of ``step``: complete the decodes of the step that ended at ``now``
+        (appended to ``outcome``), then plan the next step if there is work. Call it right
+        after ``finish_step`` with the same ``now``."""
+        if self._step_end is not None:
+            return  # a step is in flight (``finish_step`` was not called)
+        if self._decodes:
+            self._finish_entries(now, outcome, self._decodes)
+            self._decodes = []
+        if self.waiting or self.running:
+            self._plan(now, outcome)
+
+    def _finish_entries(
+        self, now: float, outcome: StepOutcome, entries: list[tuple[EngineRequest, int]]
+    ) -> None:
+        """Complete ``entries`` (request, tokens computed) of the step that ended at ``now``."""
         stats = self.stats
         firsts: list[EngineRequest] = []
         rest: list[EngineRequest] = []
         gaps: Counter[float] = Counter()
         any_finished = False
-        for req, n in self._batch:
-            if req.status is not RequestStatus.RUNNING:
+        running = RequestStatus.RUNNING
+        for req, n in entries:
+            if req.status is not running:
                 continue  # aborted while the step ran
-            req.num_computed += n
-            if req.num_computed < req.num_tokens:
+            computed = req.num_computed = req.num_computed + n
+            num_output = req.num_output
+            if computed < req.prompt_len + num_output:
                 continue  # a prefill chunk that is not the last one
-            req.num_output += 1
+            req.num_output = num_output = num_output + 1
             if req.first_token_time is None:
                 req.first_token_time = now
                 firsts.append(req)
@@ -216,15 +248,17 @@ class Engine:
                 gaps[now - req.last_token_time] += 1  # type: ignore[operator]
                 rest.append(req)
             req.last_token_time = now
-            if req.num_output >= req.max_output:
+            if num_output >= len(req.output_token_ids):
                 self._finish(req, now)
                 outcome.finished.append(req)
                 any_finished = True
-        self._batch = []
         for gap, count in gaps.items():
             stats.itl.observe(gap, count)
         stats.generation_tokens += len(firsts) + len(rest)
-        outcome.emitted = firsts + rest
+        if firsts:  # first tokens stay ahead of all others in ``emitted``
+            outcome.emitted[outcome.num_first : outcome.num_first] = firsts
+            outcome.num_first += len(firsts)
+        outcome.emitted += rest
         if any_finished:
             self.running = [r for r in self.running if r.status is RequestStatus.RUNNING]
 
@@ -247,27 +281,39 @@ class Engine:
 
     def _plan(self, now: float, outcome: StepOutcome) -> None:
         cfg = self.config
+        bs = self.kv.block_size
         budget = cfg.max_num_batched_tokens
         batch: list[tuple[EngineRequest, int]] = []
         self._preempted_this_step = False
+        running = self.running
         i = 0
-        while i < len(self.running) and budget > 0:
-            req = self.running[i]
-            n = min(req.num_tokens - req.num_computed, budget)
-            if self._grow_or_preempt(req, req.num_computed + n):
-                self._register_blocks(req, req.num_computed + n)
-                batch.append((req, n))
-                budget -= n
-                i += 1
+        while i < len(running) and budget > 0:
+            req = running[i]
+            computed = req.num_computed
+            n = req.prompt_len + req.num_output - computed
+            if n > budget:
+                n = budget
+            target = computed + n
+            # Fast path (most decode steps): the blocks held already fit ``target``.
+            if target > len(req.blocks) * bs and not self._grow_or_preempt(req, target):
+                continue  # ``req`` itself was preempted (it left ``running``)
+            if target // bs > req.num_cached_blocks:
+                self._register_blocks(req, target)
+            batch.append((req, n))
+            budget -= n
+            i += 1
         if not self._preempted_this_step:  # vLLM admits nothing in a step that preempted
             budget = self._admit(now, budget, batch)
-        prefill = decode = 0
-        for req, n in batch:
-            if n == 1 and req.num_output > 0:
-                decode += 1
+        prefills = self._prefills = []
+        decodes = self._decodes = []
+        prefill = 0
+        for entry in batch:
+            if entry[1] == 1 and entry[0].num_output > 0:
+                decodes.append(entry)
             else:
-                prefill += n
-        self._batch = batch
+                prefills.append(entry)
+                prefill += entry[1]
+        decode = len(decodes)
         self._step_end = now + cfg.step_seconds(prefill, decode)
         self.stats.steps += 1
         outcome.next_time = self._step_end

@@ -2,7 +2,8 @@
 
 Validation turns every malformed body into an ``ApiError`` (an OpenAI error object with a 4xx
 status) instead of an exception escaping the handler. Streaming chunks are built from
-per-request byte templates so a token costs one ``json.dumps`` of its text.
+per-request byte templates and a cache of each token text's JSON literal, so a token
+costs two byte concatenations.
 """
 
 from __future__ import annotations
@@ -270,6 +271,12 @@ def chat_response(
     }
 
 
+# Token text -> its JSON string literal: a stream's vocabulary repeats, so a token's text is
+# encoded once per process, not once per chunk.
+_QUOTED: dict[str, bytes] = {}
+_QUOTED_MAX = 1 << 16
+
+
 class ChunkTemplate:
     """Byte templates of one stream's SSE chunks (``data: {...}\\n\\n``)."""
 
@@ -294,7 +301,13 @@ class ChunkTemplate:
         else:
             close = "}" if self.chat else ""
             end = (close + f',"logprobs":null,"finish_reason":"{finish_reason}"}}]}}\n\n').encode()
-        return self._head + json.dumps(text).encode() + end
+        quoted = _QUOTED.get(text)
+        if quoted is None:
+            quoted = json.dumps(text).encode()
+            if len(_QUOTED) >= _QUOTED_MAX:
+                _QUOTED.clear()
+            _QUOTED[text] = quoted
+        return self._head + quoted + end
 
     def role(self) -> bytes:
         """The role-only chunk vLLM sends first on chat streams."""

@@ -19,6 +19,7 @@ and x-inference-port.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -27,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from prometheus_client import CollectorRegistry
 
 from simulator.config import FAILURE_TYPES, ServerConfig
@@ -48,7 +49,7 @@ from simulator.protocol import (
     usage_dict,
 )
 
-__all__ = ["SIM_KEY", "Simulator", "build_app"]
+__all__ = ["SIM_KEY", "Simulator", "SseSink", "build_app"]
 
 log = logging.getLogger("simulator.server")
 
@@ -60,6 +61,45 @@ _TUNABLE_ENGINE = {
     "speed_factor": float, "time_scale": float, "max_num_seqs": int,
     "max_num_batched_tokens": int,
 }
+
+
+class SseSink:
+    """Writes one stream's token chunks straight to its socket (``RequestHandle.sink``).
+
+    Called by the driver after each step that emitted a token of the request: one
+    ``transport.write`` of one HTTP chunk holding the new SSE events, no task switch, no
+    drain. It declines (returns False, so the driver wakes the handler instead) once the
+    request has ended (the handler writes the last chunk, usage and ``[DONE]`` with the
+    terminator) or when the socket's buffer is over its high-water mark (the handler awaits
+    the drain). ``sent`` counts the tokens written so far, by either of them.
+    """
+
+    __slots__ = ("req", "sent", "tpl", "transport")
+
+    def __init__(self, req: EngineRequest, tpl: ChunkTemplate,
+                 transport: asyncio.Transport | None) -> None:
+        self.req = req
+        self.tpl = tpl
+        self.transport = transport
+        self.sent = 0
+
+    def backed_up(self) -> bool:
+        t = self.transport
+        return t is not None and t.get_write_buffer_size() > t.get_write_buffer_limits()[1]
+
+    def __call__(self) -> bool:
+        req, t = self.req, self.transport
+        if req.finished or t is None or t.is_closing() or self.backed_up():
+            return False
+        n, k = req.num_output, self.sent
+        if n <= k:
+            return True
+        token = self.tpl.token
+        texts = req.output_texts
+        body = token(texts[k]) if n == k + 1 else b"".join(token(texts[i]) for i in range(k, n))
+        t.write(b"%x\r\n%b\r\n" % (len(body), body))
+        self.sent = n
+        return True
 
 
 class Simulator:
@@ -98,6 +138,11 @@ class Simulator:
     async def _generate(self, request: web.Request, kind: str) -> web.StreamResponse:
         raw = await request.read()
         arrival = self.clock()  # server TTFT counts from here: the full body is in
+        # Requests tend to arrive together (clients send the next one as a stream ends).
+        # Yield once so every handler started in this pass of the loop timestamps its
+        # arrival before any of them parses: the time one spends queued behind the others'
+        # intake then counts in the server's TTFT, as the client sees it.
+        await asyncio.sleep(0)
         forced = self.faults.pick(request.headers.get(FORCE_ERROR_HEADER))
         if forced is not None:
             raise forced
@@ -141,32 +186,44 @@ class Simulator:
         req = handle.req
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache"})
-        await resp.prepare(request)
+        direct = request.version == HttpVersion11 and request.transport is not None
+        if direct:
+            resp.enable_chunked_encoding()  # the sink frames its chunks itself
+        writer = await resp.prepare(request)
         tpl = ChunkTemplate(parsed.kind, req.request_id, int(time.time()), parsed.model)
+        stream = SseSink(req, tpl, request.transport if direct else None)
         try:
             if tpl.chat:
                 await resp.write(tpl.role())
-            sent = 0
+            if direct and writer is not None:
+                send_headers = getattr(writer, "send_headers", None)  # aiohttp >= 3.11
+                if send_headers is not None:
+                    send_headers()  # out before the sink writes past aiohttp
+                handle.sink = stream
             last = req.max_output - 1
             while True:
-                await handle.wait(sent)
+                # Woken when the sink declines: the request ended or the socket is backed up.
+                await handle.wait(stream.sent)
+                if stream.backed_up() and writer is not None:
+                    await writer.drain()
                 n = req.num_output
                 texts = req.output_texts
                 parts = [tpl.token(texts[k], req.finish_reason if k == last else None)
-                         for k in range(sent, n)]
-                sent = n
-                done = req.finished
-                if done and req.status is RequestStatus.FINISHED:
-                    if parsed.include_usage:
-                        parts.append(tpl.usage(self._usage(req)))
-                    parts.append(DONE)
+                         for k in range(stream.sent, n)]
+                stream.sent = n
+                if req.finished:
+                    if req.status is RequestStatus.FINISHED:
+                        if parsed.include_usage:
+                            parts.append(tpl.usage(self._usage(req)))
+                        parts.append(DONE)
+                    await resp.write_eof(b"".join(parts))  # last chunk + terminator: one write
+                    break
                 if parts:
                     await resp.write(b"".join(parts))
-                if done:
-                    break
-            await resp.write_eof()
         except ConnectionError:
             log.debug("client of %s went away", req.request_id)
+        finally:
+            handle.sink = None
         return resp
 
     # -- catalogue, health, metrics -------------------------------------------------------------

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from sim_helpers import run_cli
 
 
@@ -40,3 +41,16 @@ def test_cli_serves_and_stops_on_sigterm() -> None:
     finally:
         for key in env_pod:
             os.environ.pop(key, None)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_cli_streams_on_either_event_loop(loop: str) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    with run_cli("--loop", loop, "--time-scale", "0.1") as (proc, url):
+        body = {"model": "sim-model", "prompt": "hi", "max_tokens": 5, "stream": True}
+        with httpx.stream("POST", url + "/v1/completions", json=body) as r:
+            events = [line for line in r.iter_lines() if line.startswith("data: ")]
+        assert len(events) == 6 and events[-1] == "data: [DONE]"
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(10) == 0

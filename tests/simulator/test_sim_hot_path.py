@@ -6,6 +6,7 @@ No timed assertions: these check what is delivered and in which order, not how f
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import time
@@ -17,7 +18,7 @@ from sim_helpers import InProcessServer, sim_config
 from simulator.config import EngineConfig
 from simulator.driver import EngineDriver
 from simulator.engine import Engine, EngineRequest, RequestStatus
-from simulator.eventloop import PreciseEpollSelector, is_precise, new_event_loop
+from simulator.eventloop import PreciseEpollSelector, is_precise, loop_factory, new_event_loop
 from simulator.protocol import ChunkTemplate
 from simulator.server import SseSink
 
@@ -276,3 +277,66 @@ def test_slow_reader_gets_the_whole_stream_in_order(monkeypatch: pytest.MonkeyPa
     assert len(texts) == n
     finish = [json.loads(e)["choices"][0]["finish_reason"] for e in events[:-1]]
     assert finish[-1] == "length" and set(finish[:-1]) == {None}
+
+
+def test_managed_gc_collects_between_steps_and_is_back_on_when_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collected: list[int] = []
+    enabled_while_busy: list[bool] = []
+    real_collect = gc.collect
+
+    def collect(generation: int = 2) -> int:
+        collected.append(generation)
+        enabled_while_busy.append(gc.isenabled())
+        return real_collect(generation)
+
+    monkeypatch.setattr(gc, "collect", collect)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(10, 2, 2)  # collect often, so a short run takes every generation
+    was_enabled = gc.isenabled()
+
+    async def main() -> None:
+        engine = Engine(EngineConfig(num_gpu_blocks=256, step_base_ms=1.0, time_scale=0.1))
+        driver = EngineDriver(engine)
+        driver.manage_gc = True
+        driver.start()
+        await asyncio.sleep(0)  # the driver is idle, waiting for work
+        handles = [driver.submit(_req(f"g{i}", out=30), driver.clock(), False)
+                   for i in range(4)]
+        kept: list[list[list[int]]] = []
+        for h in handles:
+            while not h.req.finished:
+                kept.append([[j] for j in range(50)])  # net tracked allocations
+                await h.wait(h.req.num_output)
+        for _ in range(3):
+            await asyncio.sleep(0)  # let the driver go idle
+        assert gc.isenabled()
+        await driver.stop()
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+        gc.set_threshold(*thresholds)
+        if was_enabled:
+            gc.enable()
+    assert {0, 1, 2} <= set(collected)
+    assert not any(enabled_while_busy)  # automatic collection was off while stepping
+    assert gc.isenabled() == was_enabled
+
+
+def test_loop_factory_choices() -> None:
+    name, factory = loop_factory("asyncio")
+    loop = factory()
+    try:
+        assert name == "asyncio" and is_precise(loop)
+    finally:
+        loop.close()
+    name, factory = loop_factory("auto")
+    assert name in ("uvloop", "asyncio")
+    loop = factory()
+    loop.close()
+    with pytest.raises(ValueError):
+        loop_factory("tornado")

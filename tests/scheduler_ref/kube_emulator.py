@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fixtures.threaded_app import ThreadedApp
+
 
 def _matches(labels: dict[str, str], selector: str) -> bool:
     for term in filter(None, selector.split(",")):
@@ -30,11 +32,8 @@ class KubeEmulator:
         self.pools: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.rv = 1
         self.events: list[tuple[int, str, dict[str, Any]]] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
         self._changed: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._server = ThreadedApp(self._app)
 
     # -- mutation (thread-safe) -------------------------------------------------------------
 
@@ -48,7 +47,7 @@ class KubeEmulator:
             self._changed = asyncio.Event()
             done.set()
 
-        asyncio.run_coroutine_threadsafe(go(), self._loop)
+        asyncio.run_coroutine_threadsafe(go(), self._server.loop)
         done.wait(5)
 
     def _bump(self, obj: dict[str, Any]) -> None:
@@ -103,7 +102,7 @@ class KubeEmulator:
         timeout = float(req.query.get("timeoutSeconds") or 30)
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         await resp.prepare(req)
-        deadline = self._loop.time() + timeout
+        deadline = asyncio.get_running_loop().time() + timeout
         while True:
             for rv, kind, obj in list(self.events):
                 md = obj["metadata"]
@@ -112,7 +111,7 @@ class KubeEmulator:
                 since = max(since, rv)
             if self.events and self.events[-1][0] > since:
                 continue  # something arrived while we were writing
-            remaining = deadline - self._loop.time()
+            remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 break
             assert self._changed is not None
@@ -123,34 +122,24 @@ class KubeEmulator:
         await resp.write_eof()
         return resp
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
+    def _app(self) -> web.Application:
         self._changed = asyncio.Event()
         app = web.Application()
         app.router.add_get("/apis/{group}/{version}/namespaces/{ns}/inferencepools/{name}",
                            self._get_pool)
         app.router.add_get("/api/v1/namespaces/{ns}/pods", self._pods)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        self._loop.run_forever()
-        pending = asyncio.all_tasks(self._loop)  # open watches: end them quietly
-        for task in pending:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self._loop.run_until_complete(runner.cleanup())
+        return app
 
     def __enter__(self) -> KubeEmulator:
-        self._thread.start()
-        self._ready.wait(10)
+        self._server.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        self._server.__exit__(*exc)
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def url(self) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from aiohttp import web
+
+from fixtures.threaded_app import ThreadedApp
 from scheduler_ref.config import DEFAULT_CONFIG, load_config
 from scheduler_ref.scheduler import Scheduler
 from scheduler_ref.types import Endpoint, LLMRequest
@@ -31,11 +34,6 @@ def scheduler(text: str = DEFAULT_CONFIG, seed: int = 7, staleness: float = 2.0)
 
 # -- a fake vLLM /metrics endpoint (the model-server seam) ------------------------------------
 
-import asyncio  # noqa: E402
-import threading  # noqa: E402
-
-from aiohttp import web  # noqa: E402
-
 
 class FakeMetricsServer:
     """Serves vLLM-style gauges on 127.0.0.1 from a background thread; tests set ``gauges``."""
@@ -43,10 +41,7 @@ class FakeMetricsServer:
     def __init__(self, waiting: float = 0, running: float = 0, kv: float = 0.1) -> None:
         self.gauges = {"waiting": waiting, "running": running, "kv": kv}
         self.fail = False
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._server = ThreadedApp(self._app)
 
     def _page(self) -> str:
         g = self.gauges
@@ -64,27 +59,21 @@ class FakeMetricsServer:
             return web.Response(status=500)
         return web.Response(text=self._page())
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/metrics", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(runner.cleanup())
+        return app
 
     def __enter__(self) -> FakeMetricsServer:
-        self._thread.start()
-        self._ready.wait(10)
+        self._server.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.__exit__(*exc)
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def key(self) -> str:

@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,12 +111,14 @@ def _running(pid: int) -> bool:
 
 
 def test_secret_looking_env_values_are_masked_in_dumps() -> None:
-    deployment = {"spec": {"template": {"spec": {"containers": [{"name": "vllm", "env": [
+    env_in = [
         {"name": "HF_TOKEN", "value": "hf_literal_in_manifest"},
-        {"name": "HF_TOKEN_FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "llm-d-hf-token",
-                                                                         "key": "HF_TOKEN"}}},
+        {"name": "HF_TOKEN_FROM_SECRET",
+         "valueFrom": {"secretKeyRef": {"name": "llm-d-hf-token", "key": "HF_TOKEN"}}},
         {"name": "VLLM_LOGGING_LEVEL", "value": "INFO"},
-    ]}]}}}}
+    ]
+    containers = [{"name": "vllm", "env": env_in}]
+    deployment: dict[str, Any] = {"spec": {"template": {"spec": {"containers": containers}}}}
     env = mask_secret_env(deployment)["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env[0] == {"name": "HF_TOKEN", "value": MASK}
     assert env[1]["valueFrom"]["secretKeyRef"]["name"] == "llm-d-hf-token"

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install conformance test lint typecheck unit suites clean
+.PHONY: help install bench-venv conformance test lint typecheck unit suites clean
 
 help:
 	@echo "make conformance  stand up the embedded local stack and run the verification suites"
@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 install: $(VENV)/.installed
+
+# inference-perf (Python >= 3.12) in its own venv: the peer the load generator is compared with
+bench-venv: install
+	$(PY) -c "from pathlib import Path; from loadtests.peers import ensure_venv; ensure_venv(Path('.venv-bench'))"
 
 conformance: install
 	$(PY) -m pytest suites --target local -p no:cacheprovider $(PYTEST_ARGS)
@@ -36,4 +40,4 @@ test: lint typecheck
 	$(PY) -m pytest tests suites --target local -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) reports .lamplighter .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench reports .lamplighter .pytest_cache .mypy_cache .ruff_cache

@@ -45,7 +45,7 @@ METADATA_NAMESPACE = "envoy.lb"
 SUBSET_NAMESPACE = "envoy.lb.subset_hint"
 SUBSET_KEY = "x-gateway-destination-endpoint-subset"
 MAX_CHUNK = 62_000
-MAX_RESPONSE_BUFFER = 4 << 20  # bytes of a non-streamed response kept to read usage
+MAX_RESPONSE_BUFFER = 4 << 20  # response bytes kept to read usage (head of JSON, tail of SSE)
 
 _Mode = processing_mode_pb2.ProcessingMode
 FULL_DUPLEX = _Mode.FULL_DUPLEX_STREAMED
@@ -88,7 +88,7 @@ def _usage(body: bytes, streaming: bool) -> dict[str, int]:
     for doc in docs:
         try:
             usage = json.loads(doc).get("usage")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             continue
         if not isinstance(usage, dict):
             continue
@@ -331,8 +331,13 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
     def _on_response_body(self, ex: _Exchange, body: pb.HttpBody) -> list[pb.ProcessingResponse]:
         if ex.first_byte is None and body.body:
             ex.first_byte = self.clock()
-        if len(ex.response) < MAX_RESPONSE_BUFFER:
-            ex.response += body.body
+        ex.response += body.body
+        if len(ex.response) > MAX_RESPONSE_BUFFER:
+            if ex.streaming:
+                # usage rides on the last SSE event: keep the tail (a cut first event is skipped)
+                del ex.response[:-MAX_RESPONSE_BUFFER]
+            else:
+                del ex.response[MAX_RESPONSE_BUFFER:]
         if body.end_of_stream:
             self._complete(ex)
         if ex.response_mode in (_Mode.STREAMED, _Mode.BUFFERED, _Mode.BUFFERED_PARTIAL):

@@ -55,7 +55,7 @@ def parse_request(path: str, headers: Mapping[str, str], body: bytes) -> LLMRequ
     """Parse an inference request as the EPP does; headers must be lower-cased."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # deep nesting: not a 500
         raise SchedulingError("BadRequest", f"request body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise SchedulingError("BadRequest", "request body must be a JSON object")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from scheduler_ref.config import SchedulerConfig
 from scheduler_ref.plugins.base import EndpointsHook, PreRequest, ResponseHook
-from scheduler_ref.plugins.prefix_cache_scorer import MATCHES
+from scheduler_ref.plugins.prefix_cache_scorer import HASHES, MATCHES
 from scheduler_ref.types import CycleState, Decision, Endpoint, LLMRequest, SchedulingError
 
 __all__ = ["Scheduler"]
@@ -120,7 +120,7 @@ class Scheduler:
             fallbacks=[e.key for e in chosen[1:]],
             scores=scores,
             prefix_match_blocks=dict(matches),
-            prefix_total_blocks=len(state.get("prefix.hashes", ())),
+            prefix_total_blocks=len(state.get(HASHES, ())),
             candidates=n,
             plugin_seconds=durations,
             picked_endpoint=picked,

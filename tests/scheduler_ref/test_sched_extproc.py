@@ -15,7 +15,7 @@ from sched_support import NOW, endpoint
 
 from scheduler_ref.config import DEFAULT_CONFIG, load_config
 from scheduler_ref.datastore import Datastore
-from scheduler_ref.extproc import ExtProcServicer
+from scheduler_ref.extproc import MAX_RESPONSE_BUFFER, ExtProcServicer
 from scheduler_ref.metrics import EppMetrics
 from scheduler_ref.scheduler import Scheduler
 from scheduler_ref.types import Endpoint
@@ -23,7 +23,8 @@ from scheduler_ref.types import Endpoint
 Client = Callable[[list[pb.ProcessingRequest]], Awaitable[list[pb.ProcessingResponse]]]
 
 
-def run(eps: list[Endpoint], test: Callable[[Client, Datastore], Awaitable[None]]) -> None:
+def run(eps: list[Endpoint], test: Callable[[Client, Datastore], Awaitable[None]],
+        metrics: EppMetrics | None = None) -> None:
     async def main() -> None:
         ds = Datastore()
         ds.set_endpoints(eps)
@@ -33,7 +34,7 @@ def run(eps: list[Endpoint], test: Callable[[Client, Datastore], Awaitable[None]
         sched = Scheduler(load_config(DEFAULT_CONFIG), rng=random.Random(1))
         server = grpc.aio.server()
         pb_grpc.add_ExternalProcessorServicer_to_server(
-            ExtProcServicer(ds, sched, EppMetrics("p"), clock=lambda: NOW), server)
+            ExtProcServicer(ds, sched, metrics or EppMetrics("p"), clock=lambda: NOW), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:
@@ -92,6 +93,29 @@ def test_response_phase_echoes_body_and_marks_headers() -> None:
     run([endpoint(1)], t)
 
 
+def test_usage_of_a_stream_longer_than_the_buffer_is_still_read() -> None:
+    """The usage event comes last, so a long stream must keep its tail, not its head."""
+    metrics = EppMetrics("p")
+    filler = b'data: {"choices":[{"text":"%s"}]}\n\n' % (b"x" * 60_000)
+    count = MAX_RESPONSE_BUFFER // len(filler) + 2
+    usage = b'data: {"usage":{"prompt_tokens":7,"completion_tokens":3}}\n\ndata: [DONE]\n\n'
+
+    async def t(exchange: Client, ds: Datastore) -> None:
+        resp_headers = pb.ProcessingRequest(response_headers=pb.HttpHeaders(
+            headers=headers_msg(extra={":status": "200", "content-type": "text/event-stream"})
+            .request_headers.headers))
+        chunks = [pb.ProcessingRequest(response_body=pb.HttpBody(body=filler))] * count
+        await exchange([headers_msg(), *body_msgs(BODY), resp_headers, *chunks,
+                        pb.ProcessingRequest(response_body=pb.HttpBody(
+                            body=usage, end_of_stream=True))])
+
+    run([endpoint(1)], t, metrics)
+    labels = {"model_name": "m", "target_model_name": "m"}
+    reg = metrics.registry
+    assert reg.get_sample_value("inference_objective_input_tokens_sum", labels) == 7
+    assert reg.get_sample_value("inference_objective_output_tokens_sum", labels) == 3
+
+
 def test_buffered_mode_answers_headers_first_and_routes_in_body_answer() -> None:
     async def t(exchange: Client, ds: Datastore) -> None:
         out = await exchange([headers_msg(body_mode=MODE.BUFFERED), *body_msgs(BODY)])
@@ -111,7 +135,8 @@ def _immediate(out: list[pb.ProcessingResponse]) -> tuple[int, str]:
 
 def test_bad_bodies_are_400_and_no_endpoint_is_503() -> None:
     async def t(exchange: Client, ds: Datastore) -> None:
-        for body in (b"not json", b'{"prompt": "x"}', b'{"model": "m"}', b"[1]"):
+        deep = b"[" * 100_000  # nests past the JSON decoder's recursion limit
+        for body in (b"not json", b'{"prompt": "x"}', b'{"model": "m"}', b"[1]", deep):
             code, text = _immediate(await exchange([headers_msg(), *body_msgs(body)]))
             assert code == 400 and text.startswith("inference error: BadRequest - "), text
         ds.set_endpoints([])

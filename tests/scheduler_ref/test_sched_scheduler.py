@@ -91,6 +91,18 @@ def test_filter_leaving_nothing_fails_the_profile_with_429() -> None:
     assert info.value.http_status == 429
 
 
+def test_sheddable_request_is_refused_with_429_only_while_saturated() -> None:
+    s = scheduler("plugins: [{type: utilization-detector}, {type: queue-scorer}]")
+    busy = endpoints(2, waiting=10)  # queue 10 / threshold 5 -> saturation 2.0
+    with pytest.raises(SchedulingError) as info:
+        s.schedule(request("q", priority=-1), busy, NOW)
+    assert info.value.http_status == 429
+    assert info.value.code == "InferencePoolResourceExhausted"
+    assert s.schedule(request("q"), busy, NOW).picked  # priority 0 is never shed
+    calm = endpoints(2, waiting=1, kv_usage=0.1)  # saturation max(0.2, 0.125) < 1
+    assert s.schedule(request("q", priority=-1), calm, NOW).picked
+
+
 def test_endpoints_leaving_are_purged_from_the_index() -> None:
     s = scheduler()
     eps = endpoints(2)

@@ -34,7 +34,9 @@ def _complete(gateway: httpx.Client, stack: Stack, prompt: str) -> str:
     response = gateway.post("/v1/completions", json={
         "model": stack.model, "prompt": prompt, "max_tokens": 2})
     assert response.status_code == 200, f"completion: {response.status_code} {response.text}"
-    return response.headers["x-inference-pod"]
+    pod = response.headers.get("x-inference-pod")
+    assert pod, "no x-inference-pod header in the response: cannot tell which pod served"
+    return pod
 
 
 def test_same_prefix_goes_to_one_pod(gateway: httpx.Client, stack: Stack) -> None:

@@ -37,6 +37,7 @@ class FakeEpp(ep_grpc.ExternalProcessorServicer):
     buffered: bool = False
     immediate: tuple[int, str] | None = None  # (status, body) answered on the request body
     rewrite_model: str | None = None
+    abort_on_response_body: bool = False  # the EPP dies after the response headers
     seen_request_headers: list[dict[str, str]] = field(default_factory=list)
     seen_request_bodies: list[bytes] = field(default_factory=list)
     seen_served: list[str] = field(default_factory=list)
@@ -122,6 +123,8 @@ class FakeEpp(ep_grpc.ExternalProcessorServicer):
             elif kind == "response_body":
                 chunk = message.response_body.body
                 self.seen_response_chunks.append(chunk)
+                if self.abort_on_response_body:
+                    await context.abort(grpc.StatusCode.INTERNAL, "epp crashed")
                 if self.buffered:
                     yield ep.ProcessingResponse(response_body=ep.BodyResponse(
                         response=ep.CommonResponse()))

@@ -135,6 +135,21 @@ def test_fallback_list_skips_an_endpoint_that_refuses_connections() -> None:
     run(test)
 
 
+def test_a_malformed_destination_is_skipped_for_the_next_in_the_list() -> None:
+    async def test() -> None:
+        async with rig() as r:
+            r.epp.destination = f"not-an-endpoint,{r.addresses[1]}"
+            async with r.session.post(f"{r.url}/v1/completions", json=COMPLETION) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["pod"] == "pod-1"
+            r.epp.destination = "not-an-endpoint"
+            async with r.session.post(f"{r.url}/v1/completions", json=COMPLETION) as resp:
+                assert resp.status == 503
+                assert "'not-an-endpoint': not an ip:port" in await resp.text()
+
+    run(test)
+
+
 def test_immediate_response_reaches_the_client_unchanged() -> None:
     async def test() -> None:
         body = "inference error: ResourceExhausted - no capacity"
@@ -185,6 +200,24 @@ def test_buffered_mode() -> None:
                 assert await resp.json() == {"pod": "pod-1", "model": "buffered"}
                 assert resp.headers["x-went-into-resp-headers"] == "true"
             assert epp.headers_answered_before_body_end
+
+    run(test)
+
+
+@pytest.mark.parametrize("mode", [FailureMode.FAIL_OPEN, FailureMode.FAIL_CLOSE])
+def test_buffered_epp_dying_on_the_response_body(mode: FailureMode) -> None:
+    """FailOpen still delivers the body the gateway had read for the EPP; FailClose 503s."""
+    async def test() -> None:
+        epp = FakeEpp(buffered=True, abort_on_response_body=True)
+        config = GatewayConfig(endpoints=(), body_mode=BodyMode.BUFFERED, failure_mode=mode)
+        async with rig(epp, config) as r, \
+                r.session.post(f"{r.url}/v1/completions", json=COMPLETION) as resp:
+            if mode is FailureMode.FAIL_OPEN:
+                assert resp.status == 200
+                assert await resp.json() == {"pod": "pod-0", "model": "m"}
+            else:
+                assert resp.status == 503
+                assert "epp crashed" in await resp.text()
 
     run(test)
 

@@ -102,3 +102,16 @@ def test_up_status_down_leaves_no_process(tmp_path: Path) -> None:
     again = _cli("down", *where, cwd=tmp_path)
     assert again.returncode == 0 and "nothing running" in again.stdout
     assert _cli("status", *where, cwd=tmp_path).returncode == 1
+
+
+@pytest.mark.parametrize(("flags", "named"), [
+    (("--speed-factors", "1,fast"), "--speed-factors '1,fast'"),
+    (("--pods", "0"), "--pods 0"),
+])
+def test_up_refuses_bad_flags_with_exit_2(tmp_path: Path, flags: tuple[str, ...],
+                                          named: str) -> None:
+    up = _cli("up", "--stack-file", str(tmp_path / "stack.json"), "--log-dir",
+              str(tmp_path / "logs"), *flags, cwd=tmp_path)
+    assert up.returncode == 2, up.stderr
+    assert named in up.stderr
+    assert not (tmp_path / "stack.pid").exists()

@@ -49,3 +49,9 @@ def test_shipped_plans_load() -> None:
     for target in ("local", "kind", "cluster"):
         for section in ("routing", "control", "slo"):
             assert load_plan(target, section).requests > 0
+
+
+def test_a_plan_that_is_not_yaml_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "local.yaml").write_text("routing: {rate: 1\n")
+    with pytest.raises(PlanError, match=r"local\.yaml: not valid YAML"):
+        load_plan("local", "routing", plans_dir=tmp_path)

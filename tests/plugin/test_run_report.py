@@ -44,7 +44,6 @@ def test_report_written_when_tests_fail(pytester: pytest.Pytester) -> None:
     assert report["apiVersion"] == "lamplighter.llm-d.ai/v1alpha1"
     assert report["kind"] == "ConformanceReport"
     assert report["summary"]["result"] == "failed"
-    assert report["summary"] | {} == report["summary"]  # a mapping
     counts = {k: report["summary"][k] for k in ("passed", "failed", "skipped", "notSupported")}
     assert counts == {"passed": 1, "failed": 1, "skipped": 1, "notSupported": 1}
     tests = {t["name"].split("::")[-1]: t for t in report["suites"]["harness"]["tests"]}
@@ -76,3 +75,15 @@ def test_with_provider(provider):
     out = result.stdout.str()
     assert "test_with_provider[gke]" in out
     assert "test_with_provider[istio]" not in out
+
+
+def test_a_module_that_cannot_be_collected_fails_the_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_broken_import="import no_such_module_here\n")
+    result = pytester.runpytest_subprocess("-p", "fixtures.plugin", "--report-dir",
+                                           str(pytester.path / "reports"))
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # pytest's word for collection errors
+    report = yaml.safe_load((pytester.path / "reports" / "latest" / "report.yaml").read_text())
+    assert report["summary"]["result"] == "failed"
+    (broken,) = report["suites"]["harness"]["tests"]
+    assert broken["outcome"] == "error"
+    assert "no_such_module_here" in broken["message"]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from fixtures.plugin import Evidence, Figure
-from fixtures.stack import Pod, Stack
+from fixtures.stack import FEATURES, Pod, Stack
 from fixtures.support import not_supported
 from loadtests.api import LoadSpec, run_load
 from loadtests.locality import balance
@@ -27,8 +27,9 @@ MAX_DEGRADED_SHARE_OF_FAIR = 0.6
 
 @pytest.fixture
 def admin_pods(stack: Stack) -> tuple[Pod, ...]:
-    if not stack.supports("simulator-admin"):
-        not_supported("pods cannot be degraded on demand (no simulator-admin feature)")
+    for feature in ("simulator-admin", "pod-identity-header"):
+        if not stack.supports(feature):
+            not_supported(f"needs the {feature} feature: {FEATURES[feature]}")
     return stack.pods
 
 

@@ -18,7 +18,10 @@ ROUNDS = 10
 MAX_TOKENS = 8
 
 
-def _served_pod(response: httpx.Response, stack: Stack) -> str:
+def _served_pod(response: httpx.Response, stack: Stack) -> str | None:
+    """The pod named in ``x-inference-pod``, checked against the stack (None if not told)."""
+    if not stack.supports("pod-identity-header"):
+        return None
     pod = response.headers.get("x-inference-pod")
     assert pod, f"{response.request.url}: no x-inference-pod header in the response"
     assert pod in {p.name for p in stack.pods}, (

@@ -30,6 +30,11 @@ MAX_TTFT_P90_RATIO = 0.5  # scheduler p90 TTFT at most half of round robin's
 CONTROL_TTFT_TOLERANCE = 0.25  # relative difference of p50 TTFT allowed on the control
 
 
+def _needs_pod_identity(stack: Stack) -> None:
+    if not stack.supports("pod-identity-header"):
+        not_supported("responses do not name their pod (no x-inference-pod header)")
+
+
 def _complete(gateway: httpx.Client, stack: Stack, prompt: str) -> str:
     response = gateway.post("/v1/completions", json={
         "model": stack.model, "prompt": prompt, "max_tokens": 2})
@@ -41,6 +46,7 @@ def _complete(gateway: httpx.Client, stack: Stack, prompt: str) -> str:
 
 def test_same_prefix_goes_to_one_pod(gateway: httpx.Client, stack: Stack) -> None:
     """Six requests sharing a 1,024-token prefix, sent one after another, land on one pod."""
+    _needs_pod_identity(stack)
     rng = random.Random(7)
     prefix = random_words(rng, 1024)
     pods = [_complete(gateway, stack, f"{prefix} {random_words(rng, 16)}") for _ in range(6)]
@@ -53,6 +59,7 @@ def test_distinct_prefixes_spread(gateway: httpx.Client, stack: Stack) -> None:
     Ties are broken at random, so all twelve on one of N pods has probability N^-11
     (< 1e-6 for N = 4): a failure means the picker is not spreading.
     """
+    _needs_pod_identity(stack)
     if len(stack.pods) < 2:
         pytest.skip("needs at least two pods")
     rng = random.Random(11)
@@ -95,6 +102,7 @@ def test_cached_tokens_agree_with_pod_counters(shared_prefix_comparison: Compari
 
 def test_stickiness_beats_round_robin(shared_prefix_comparison: Comparison,
                                       evidence: Evidence, stack: Stack) -> None:
+    _needs_pod_identity(stack)
     c = shared_prefix_comparison
     sched = stickiness(c.scheduler.result.samples)
     base = stickiness(c.baseline.result.samples)
@@ -114,6 +122,7 @@ def test_stickiness_beats_round_robin(shared_prefix_comparison: Comparison,
 def test_load_stays_balanced(shared_prefix_comparison: Comparison, evidence: Evidence,
                              stack: Stack) -> None:
     """Balance guard: no pod takes more than twice its fair share (prefix-only failure)."""
+    _needs_pod_identity(stack)
     result = balance(shared_prefix_comparison.scheduler.result.samples,
                      [p.name for p in stack.pods])
     assert result, "no successful request named its pod (x-inference-pod)"
@@ -162,4 +171,5 @@ def test_control_workload_routing_makes_no_difference(control_comparison: Compar
 
 def _describe(c: Comparison) -> str:
     params = ", ".join(f"{k}={v}" for k, v in sorted(c.workload.params.items()))
-    return f"{c.workload.type}({params}, seed={c.workload.seed}) at {c.plan.rate}/s"
+    seeds = "" if c.caches_reset else " (caches not resettable: scheduler run on seed + 1)"
+    return f"{c.workload.type}({params}, seed={c.workload.seed}) at {c.plan.rate}/s{seeds}"

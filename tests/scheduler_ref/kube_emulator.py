@@ -26,14 +26,14 @@ def _matches(labels: dict[str, str], selector: str) -> bool:
     return True
 
 
-class KubeEmulator:
+class KubeEmulator(ThreadedApp):
     def __init__(self) -> None:
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.pools: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.rv = 1
         self.events: list[tuple[int, str, dict[str, Any]]] = []
         self._changed: asyncio.Event | None = None
-        self._server = ThreadedApp(self._app)
+        super().__init__(self._app)
 
     # -- mutation (thread-safe) -------------------------------------------------------------
 
@@ -47,7 +47,7 @@ class KubeEmulator:
             self._changed = asyncio.Event()
             done.set()
 
-        asyncio.run_coroutine_threadsafe(go(), self._server.loop)
+        asyncio.run_coroutine_threadsafe(go(), self.loop)
         done.wait(5)
 
     def _bump(self, obj: dict[str, Any]) -> None:
@@ -130,17 +130,3 @@ class KubeEmulator:
         app.router.add_get("/api/v1/namespaces/{ns}/pods", self._pods)
         return app
 
-    def __enter__(self) -> KubeEmulator:
-        self._server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.__exit__(*exc)
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"

@@ -35,13 +35,13 @@ def scheduler(text: str = DEFAULT_CONFIG, seed: int = 7, staleness: float = 2.0)
 # -- a fake vLLM /metrics endpoint (the model-server seam) ------------------------------------
 
 
-class FakeMetricsServer:
+class FakeMetricsServer(ThreadedApp):
     """Serves vLLM-style gauges on 127.0.0.1 from a background thread; tests set ``gauges``."""
 
     def __init__(self, waiting: float = 0, running: float = 0, kv: float = 0.1) -> None:
+        super().__init__(self._app)
         self.gauges = {"waiting": waiting, "running": running, "kv": kv}
         self.fail = False
-        self._server = ThreadedApp(self._app)
 
     def _page(self) -> str:
         g = self.gauges
@@ -63,17 +63,6 @@ class FakeMetricsServer:
         app = web.Application()
         app.router.add_get("/metrics", self._handle)
         return app
-
-    def __enter__(self) -> FakeMetricsServer:
-        self._server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.__exit__(*exc)
-
-    @property
-    def port(self) -> int:
-        return self._server.port
 
     @property
     def key(self) -> str:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from fixtures.localstack import SimulatorParams, running_simulator  # noqa: E402
 from loadtests.api import LoadProcess, LoadSpec  # noqa: E402
 from loadtests.peers import (  # noqa: E402
+    add_peer_arguments,
     ensure_venv,
     inference_perf_config,
     write_word_tokenizer,
@@ -191,9 +192,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rates", default="200,400,800,1200,1600,2000,2400,3200")
     p.add_argument("--duration", type=float, default=6.0, help="seconds per rung")
-    p.add_argument("--bench-venv", type=Path, default=ROOT / ".venv-bench")
-    p.add_argument("--python", help="Python >= 3.12 for the inference-perf venv")
-    p.add_argument("--skip-inference-perf", action="store_true")
+    add_peer_arguments(p)
     p.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="ll-capacity-")))
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from fixtures.localstack import SimulatorParams, running_simulator  # noqa: E402
 from loadtests.api import LoadSpec, run_load  # noqa: E402
 from loadtests.peers import (  # noqa: E402
+    add_peer_arguments,
     ensure_venv,
     inference_perf_config,
     run_inference_perf,
@@ -74,9 +75,7 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=8.0)
     p.add_argument("--arrival", choices=("poisson", "constant"), default="poisson")
     p.add_argument("--duration", type=float, default=30.0)
-    p.add_argument("--bench-venv", type=Path, default=ROOT / ".venv-bench")
-    p.add_argument("--python", help="Python >= 3.12 for the inference-perf venv")
-    p.add_argument("--skip-inference-perf", action="store_true")
+    add_peer_arguments(p)
     p.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="ll-accuracy-")))
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

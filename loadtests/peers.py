@@ -9,6 +9,7 @@ simulator's tokenizer and for this harness alike. Nothing is downloaded from the
 
 from __future__ import annotations
 
+import argparse
 import glob
 import json
 import os
@@ -23,7 +24,9 @@ import yaml
 from loadtests.runconfig import LoadSpec
 
 __all__ = [
+    "DEFAULT_VENV",
     "PeerResult",
+    "add_peer_arguments",
     "ensure_venv",
     "find_python312",
     "inference_perf_config",
@@ -59,6 +62,18 @@ class PeerResult:
     summary: dict[str, Any]
     report_dir: Path
     exit_code: int
+
+
+DEFAULT_VENV = Path(__file__).resolve().parents[1] / ".venv-bench"
+
+
+def add_peer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every benchmark that compares with inference-perf takes."""
+    parser.add_argument("--bench-venv", type=Path, default=DEFAULT_VENV,
+                        help="venv holding inference-perf (created on first use)")
+    parser.add_argument("--python", help="Python >= 3.12 for the inference-perf venv")
+    parser.add_argument("--skip-inference-perf", action="store_true",
+                        help="measure lamplighter only")
 
 
 def find_python312() -> str | None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +18,8 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from extproc_client import body_msgs, headers_msg, set_headers
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sched_support import FakeMetricsServer
+
+from fixtures.processes import stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 CMD = [sys.executable, "-m", "scheduler_ref"]
@@ -79,13 +79,7 @@ def running(*args: str) -> Iterator[tuple[dict[str, object], list[str]]]:
             raise AssertionError("no serving line:\n" + "".join(lines))
         yield info, lines
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        stop_group(proc, grace=10.0)
 
 
 def test_cli_serves_health_metrics_and_routes() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import selectors
-import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import httpx
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from fixtures.processes import stop_group
 from simulator.config import EngineConfig, ServerConfig
 from simulator.eventloop import new_event_loop
 from simulator.server import SIM_KEY, Simulator, build_app
@@ -115,12 +115,6 @@ def run_cli(*args: str, timeout: float = 15.0) -> Iterator[tuple[subprocess.Pope
             raise RuntimeError(f"simulator did not become ready (exit={proc.poll()})")
         yield proc, f"http://127.0.0.1:{port}"
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_group(proc, grace=10.0)
         if proc.stderr is not None:
             proc.stderr.close()

@@ -2,6 +2,11 @@
 
 Flags the chart passes that scheduler_ref has no use for are accepted and ignored with a log
 line, so the image can replace the EPP image unchanged. v0.2 charts used camelCase names.
+
+Defaults that differ from a plain Go EPP on purpose: ``--host`` is 127.0.0.1 (the EPP listens
+on every interface; scheduler_ref's standalone use is beside Envoy on one host, so it does not
+expose the ext_proc port to the network unless asked: the image passes ``--host=0.0.0.0``).
+``--secure-serving`` defaults to true as in the EPP.
 """
 
 from __future__ import annotations
@@ -9,8 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from scheduler_ref.durations import parse_duration
 
@@ -57,8 +64,8 @@ class Settings:
     running_metric: str
     lora_metric: str
     cache_info_metric: str
-    metrics_path: str
-    metrics_scheme: str
+    metrics_path: str | None
+    metrics_scheme: str | None
     seed: int | None
     verbosity: int
     kubeconfig: str | None
@@ -66,8 +73,16 @@ class Settings:
     event_loop: str = "auto"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags: one line on stderr and exit 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {' '.join(message.split())}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="scheduler-ref", allow_abbrev=False,
         description="Reference endpoint picker (ext_proc) for llm-d / Gateway API Inference "
                     "Extension pools.")
@@ -79,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     a("--pool-namespace", "--poolNamespace", dest="pool_namespace",
       default=os.environ.get("NAMESPACE", "default"))
     a("--pool-group", "--poolGroup", dest="pool_group", default="inference.networking.k8s.io")
-    a("--host", "--bind-address", dest="host", default="0.0.0.0")
+    a("--host", "--bind-address", dest="host", default="127.0.0.1",
+      help="address for every port (default 127.0.0.1; 0.0.0.0 for all interfaces)")
     a("--grpc-port", "--grpcPort", dest="grpc_port", type=int, default=9002)
     a("--grpc-health-port", "--grpcHealthPort", dest="grpc_health_port", type=int, default=9003)
     a("--metrics-port", "--metricsPort", dest="metrics_port", type=int, default=9090)
@@ -89,8 +105,9 @@ def _parser() -> argparse.ArgumentParser:
       dest="metrics_staleness_threshold", type=_duration, default=2.0)
     a("--scrape-timeout", dest="scrape_timeout", type=_duration, default=1.0)
     a("--secure-serving", "--secureServing", dest="secure_serving", nargs="?", const=True,
-      type=_bool, default=_bool(os.environ.get("SCHEDULER_REF_SECURE_SERVING", "false")),
-      help="TLS on the ext_proc port (default false here; the EPP defaults to true)")
+      type=_bool, default=None,
+      help="TLS on the ext_proc port (default true, as the EPP; env "
+           "SCHEDULER_REF_SECURE_SERVING sets the default)")
     a("--cert-path", "--certPath", dest="cert_path",
       help="directory with tls.crt and tls.key; self-signed when absent")
     a("--kv-cache-usage-percentage-metric", "--kvCacheUsagePercentageMetric",
@@ -104,9 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     a("--cache-info-metric", "--cacheInfoMetric", dest="cache_info_metric",
       default="vllm:cache_config_info")
     a("--model-server-metrics-path", "--modelServerMetricsPath", dest="metrics_path",
-      default="/metrics")
+      default=None, help="default of metrics-data-source's path (/metrics)")
     a("--model-server-metrics-scheme", "--modelServerMetricsScheme", dest="metrics_scheme",
-      default="http", choices=["http", "https"])
+      default=None, choices=["http", "https"],
+      help="default of metrics-data-source's scheme (http)")
     a("--kubeconfig", dest="kubeconfig", default=None)
     a("--seed", type=int, default=None, help="seed the pickers' random tie-break (replays)")
     a("--event-loop", dest="event_loop", choices=["auto", "asyncio", "uvloop"], default="auto",
@@ -130,8 +148,11 @@ def parse_args(argv: Sequence[str]) -> Settings:
     """Parse flags; exits 2 (argparse) on bad values of known flags."""
     parser = _parser()
     ns, unknown = parser.parse_known_args(_normalise(argv))
-    if ns.endpoints is None and not ns.pool_name:
-        parser.error("one of --endpoints or --pool-name is required")
+    if ns.secure_serving is None:
+        try:
+            ns.secure_serving = _bool(os.environ.get("SCHEDULER_REF_SECURE_SERVING", "true"))
+        except argparse.ArgumentTypeError as e:
+            parser.error(f"SCHEDULER_REF_SECURE_SERVING: {e}")
     if ns.config_file and ns.config_text:
         parser.error("--config-file and --config-text are mutually exclusive")
     return Settings(

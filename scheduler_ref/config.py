@@ -12,21 +12,29 @@ from typing import Any
 
 import yaml
 
-from scheduler_ref import registry
 from scheduler_ref.params import ParamError, Params
+from scheduler_ref.plugins import register as registry
 from scheduler_ref.plugins.base import (
+    DataLayerPlugin,
     Filter,
+    Parser,
     Picker,
     Plugin,
     ProfileHandler,
     SaturationDetector,
     Scorer,
 )
+from scheduler_ref.plugins.datalayer import (
+    CoreMetricsExtractor,
+    FileDiscoveryPlugin,
+    MetricsDataSource,
+)
 
 __all__ = [
     "API_VERSIONS",
     "DEFAULT_CONFIG",
     "ConfigError",
+    "DataLayer",
     "Profile",
     "SchedulerConfig",
     "load_config",
@@ -84,6 +92,15 @@ class Profile:
 
 
 @dataclass
+class DataLayer:
+    """Where endpoints come from (None: flags decide) and how their metrics are read."""
+
+    discovery: FileDiscoveryPlugin | None = None
+    sources: list[tuple[MetricsDataSource, list[CoreMetricsExtractor]]] = field(
+        default_factory=list)
+
+
+@dataclass
 class SchedulerConfig:
     """The validated config with its plugin instances (shared by every profile)."""
 
@@ -92,6 +109,15 @@ class SchedulerConfig:
     handler: ProfileHandler
     saturation: SaturationDetector | None = None
     source: str = ""
+    data_layer: DataLayer = field(default_factory=DataLayer)
+
+
+# Top-level fields of EndpointPickerConfig (GAIE v1.5.0 decodes strictly; llm-d-router adds
+# requestHandler). scheduler_ref reads plugins, schedulingProfiles, dataLayer, parser and
+# saturationDetector; the others are accepted and have no effect here.
+_TOP_LEVEL = {"apiVersion", "kind", "featureGates", "plugins", "schedulingProfiles",
+              "saturationDetector", "dataLayer", "flowControl", "parser", "requestHandler"}
+_DATA_LAYER = {"injectDefaults", "discovery", "sources"}
 
 
 def _is_weight(v: Any) -> bool:
@@ -123,7 +149,7 @@ def _build_plugins(src: str, raw: Any) -> dict[str, Plugin]:
         if params is not None and not isinstance(params, dict):
             raise ConfigError(src, f"must be a mapping, got {params!r}", plugin=name,
                               where=where, field="parameters")
-        if ptype not in registry.known_types():
+        if registry.resolve(ptype) is None:
             raise ConfigError(src, f"unknown plugin type '{ptype}'", plugin=name, where=where,
                               field="type")
         try:
@@ -179,7 +205,9 @@ def _build_profile(src: str, i: int, raw: Any, plugins: dict[str, Plugin]) -> Pr
             profile.picker = plugin
             matched = True
         if not matched:
-            raise ConfigError(src, f"a '{plugin.type_name}' is not a filter, scorer or picker",
+            what = ("a data-layer plugin (reference it under dataLayer)"
+                    if isinstance(plugin, DataLayerPlugin) else "not a filter, scorer or picker")
+            raise ConfigError(src, f"a '{plugin.type_name}' is {what}",
                               plugin=pname, where=rwhere, field="pluginRef")
     # A scorer may be read by another scorer (no-hit-lru reads prefix state): run those first.
     profile.scorers.sort(key=lambda sw: not getattr(sw[0], "runs_first", False))
@@ -191,6 +219,104 @@ def _build_profile(src: str, i: int, raw: Any, plugins: dict[str, Plugin]) -> Pr
             plugins.setdefault("max-score-picker", default_picker)
         profile.picker = default_picker
     return profile
+
+
+def _ref(src: str, raw: Any, where: str, plugins: dict[str, Plugin]) -> tuple[str, Plugin]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("pluginRef"), str):
+        raise ConfigError(src, f"needs a string 'pluginRef', got {raw!r}", where=where)
+    name = raw["pluginRef"]
+    plugin = plugins.get(name)
+    if plugin is None:
+        raise ConfigError(src, "refers to no plugin defined under 'plugins'", plugin=name,
+                          where=where, field="pluginRef")
+    return name, plugin
+
+
+def _default_source(plugins: dict[str, Plugin]) -> tuple[MetricsDataSource,
+                                                          list[CoreMetricsExtractor]]:
+    """GAIE's injected data layer: the plugins named after their types, made if absent."""
+    source = plugins.get(MetricsDataSource.type_name)
+    if not isinstance(source, MetricsDataSource):
+        source = MetricsDataSource(MetricsDataSource.type_name, Params())
+        plugins.setdefault(source.name, source)
+    extractor = plugins.get(CoreMetricsExtractor.type_name)
+    if not isinstance(extractor, CoreMetricsExtractor):
+        extractor = CoreMetricsExtractor(CoreMetricsExtractor.type_name, Params())
+        plugins.setdefault(extractor.name, extractor)
+    return source, [extractor]
+
+
+def _build_data_layer(src: str, raw: Any, plugins: dict[str, Plugin]) -> DataLayer:
+    """``dataLayer``: absent -> GAIE's default metrics source; ``injectDefaults: false`` with
+    no ``sources`` leaves scheduler_ref without metrics, which it refuses (every endpoint
+    would stay stale)."""
+    if raw is None:
+        return DataLayer(sources=[_default_source(plugins)])
+    if not isinstance(raw, dict):
+        raise ConfigError(src, f"must be a mapping, got {raw!r}", where="dataLayer")
+    for key in raw:
+        if key not in _DATA_LAYER:
+            known = ", ".join(sorted(_DATA_LAYER))
+            raise ConfigError(src, f"unknown field {key!r} (known: {known})", where="dataLayer")
+    inject = raw.get("injectDefaults", True)
+    if not isinstance(inject, bool):
+        raise ConfigError(src, f"must be true or false, got {inject!r}", where="dataLayer",
+                          field="injectDefaults")
+    layer = DataLayer()
+    if raw.get("discovery") is not None:
+        name, plugin = _ref(src, raw["discovery"], "dataLayer.discovery", plugins)
+        if not isinstance(plugin, FileDiscoveryPlugin):
+            raise ConfigError(src, f"a '{plugin.type_name}' is not a discovery plugin (want "
+                              "file-discovery)", plugin=name, where="dataLayer.discovery",
+                              field="pluginRef")
+        layer.discovery = plugin
+    sources = raw.get("sources") or []
+    if not isinstance(sources, list):
+        raise ConfigError(src, f"must be a list, got {sources!r}", where="dataLayer",
+                          field="sources")
+    for i, item in enumerate(sources):
+        where = f"dataLayer.sources[{i}]"
+        name, plugin = _ref(src, item, where, plugins)
+        if not isinstance(plugin, MetricsDataSource):
+            raise ConfigError(src, f"a '{plugin.type_name}' is not a data source (want "
+                              "metrics-data-source)", plugin=name, where=where, field="pluginRef")
+        extractors: list[CoreMetricsExtractor] = []
+        raw_ex = item.get("extractors") or []
+        if not isinstance(raw_ex, list):
+            raise ConfigError(src, f"must be a list, got {raw_ex!r}", where=where,
+                              field="extractors")
+        for j, ex in enumerate(raw_ex):
+            ewhere = f"{where}.extractors[{j}]"
+            ename, extractor = _ref(src, ex, ewhere, plugins)
+            if not isinstance(extractor, CoreMetricsExtractor):
+                raise ConfigError(src, f"a '{extractor.type_name}' is not a metrics extractor "
+                                  "(want core-metrics-extractor)", plugin=ename, where=ewhere,
+                                  field="pluginRef")
+            extractors.append(extractor)
+        if not extractors:
+            raise ConfigError(src, "needs at least one extractor (core-metrics-extractor)",
+                              plugin=name, where=where, field="extractors")
+        layer.sources.append((plugin, extractors))
+    if len(layer.sources) > 1:
+        raise ConfigError(src, "scheduler_ref reads one metrics source per endpoint; "
+                          f"{len(layer.sources)} given", where="dataLayer", field="sources")
+    if not layer.sources:
+        if not inject:
+            raise ConfigError(src, "no metrics source: scheduler_ref needs one (add a "
+                              "metrics-data-source under dataLayer.sources, or drop "
+                              "injectDefaults: false)", where="dataLayer", field="sources")
+        layer.sources.append(_default_source(plugins))
+    return layer
+
+
+def _check_ref(src: str, data: dict[str, Any], key: str, want: type[Plugin], what: str,
+               plugins: dict[str, Plugin]) -> None:
+    if data.get(key) is None:
+        return
+    name, plugin = _ref(src, data[key], key, plugins)
+    if not isinstance(plugin, want):
+        raise ConfigError(src, f"a '{plugin.type_name}' is not {what}", plugin=name, where=key,
+                          field="pluginRef")
 
 
 def parse_config(data: Any, source: str = "<config>") -> SchedulerConfig:
@@ -206,7 +332,15 @@ def parse_config(data: Any, source: str = "<config>") -> SchedulerConfig:
     kind = data.get("kind")
     if kind is not None and kind != "EndpointPickerConfig":
         raise ConfigError(source, f"must be EndpointPickerConfig, got {kind!r}", field="kind")
+    for key in data:
+        if key not in _TOP_LEVEL:
+            raise ConfigError(source, f"unknown field (known: {', '.join(sorted(_TOP_LEVEL))})",
+                              field=str(key))
     plugins = _build_plugins(source, data.get("plugins"))
+    _check_ref(source, data, "parser", Parser, "a parser (want openai-parser)", plugins)
+    _check_ref(source, data, "saturationDetector", SaturationDetector,
+               "a saturation detector", plugins)
+    data_layer = _build_data_layer(source, data.get("dataLayer"), plugins)
     raw_profiles = data.get("schedulingProfiles")
     if raw_profiles is None:
         raw_profiles = _default_profile(plugins)
@@ -233,7 +367,7 @@ def parse_config(data: Any, source: str = "<config>") -> SchedulerConfig:
     assert isinstance(handler, ProfileHandler)
     detectors = [p for p in plugins.values() if isinstance(p, SaturationDetector)]
     return SchedulerConfig(plugins, profiles, handler, detectors[0] if detectors else None,
-                           source)
+                           source, data_layer)
 
 
 def load_config(text: str, source: str = "<config-text>") -> SchedulerConfig:

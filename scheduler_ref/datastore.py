@@ -54,6 +54,10 @@ class Datastore:
         self.scraped_once = True
         self._snapshot = None
 
+    def member(self, key: str) -> Endpoint | None:
+        """The endpoint as discovery described it (no metrics)."""
+        return self._members.get(key)
+
     def keys(self) -> set[str]:
         return set(self._members)
 

@@ -40,6 +40,7 @@ class Endpoint:
     block_size: int = 0  # tokens per KV block, from vllm:cache_config_info
     num_gpu_blocks: int = 0
     metrics_time: float | None = None
+    metrics_host: str = ""  # scrape host[:port] when not the serving address (file-discovery)
 
 
 @dataclass(slots=True)

@@ -1,1 +1,1 @@
-"""Built-in scheduling plugins, one per module (see :mod:`scheduler_ref.plugins.builtin`)."""
+"""Built-in plugins, one per module; :mod:`scheduler_ref.plugins.register` is the table."""

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from scheduler_ref.params import Params
 from scheduler_ref.plugins.base import EndpointsHook, PreRequest, ResponseHook, Scorer
-from scheduler_ref.registry import register
 from scheduler_ref.types import CycleState, Endpoint, LLMRequest
 
 
-@register("active-request-scorer")
 class ActiveRequestScorer(Scorer, PreRequest, ResponseHook, EndpointsHook):
+    type_name = "active-request-scorer"
     def __init__(self, name: str, params: Params) -> None:
         super().__init__(name, params)
         self.timeout = params.duration("requestTimeout", default=120.0)

@@ -14,8 +14,10 @@ from scheduler_ref.params import Params
 from scheduler_ref.types import CycleState, Endpoint, LLMRequest
 
 __all__ = [
+    "DataLayerPlugin",
     "EndpointsHook",
     "Filter",
+    "Parser",
     "Picker",
     "Plugin",
     "PreRequest",
@@ -101,3 +103,11 @@ class SaturationDetector(Plugin):
 
     def saturation(self, endpoints: Sequence[Endpoint], now: float) -> float:
         raise NotImplementedError
+
+
+class Parser(Plugin):
+    """Turns a request body into an LLMRequest; the OpenAI parsing lives in request_parse."""
+
+
+class DataLayerPlugin(Plugin):
+    """Configures endpoint discovery or metrics collection (``dataLayer``), never a profile."""

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from scheduler_ref.params import ParamError, Params
 from scheduler_ref.plugins.base import Filter
-from scheduler_ref.registry import register
 from scheduler_ref.types import CycleState, Endpoint, LLMRequest
 
 
-@register("by-label")
 class ByLabel(Filter):
+    type_name = "by-label"
     def __init__(self, name: str, params: Params) -> None:
         super().__init__(name, params)
         self.label = params.string("label", default="")

@@ -6,7 +6,6 @@ from typing import Any
 
 from scheduler_ref.params import ParamError, Params
 from scheduler_ref.plugins.base import Filter
-from scheduler_ref.registry import register
 from scheduler_ref.types import CycleState, Endpoint, LLMRequest
 
 _OPS = {"In", "NotIn", "Exists", "DoesNotExist"}
@@ -48,8 +47,8 @@ def selector_matches(
     return True
 
 
-@register("by-label-selector")
 class ByLabelSelector(Filter):
+    type_name = "by-label-selector"
     def __init__(self, name: str, params: Params) -> None:
         super().__init__(name, params)
         sel = params.mapping("selector") or dict(params.raw)

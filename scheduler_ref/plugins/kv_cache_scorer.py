@@ -6,12 +6,11 @@ Which vLLM metric feeds ``kv_usage`` is a scraping choice (``--kv-cache-usage-pe
 from __future__ import annotations
 
 from scheduler_ref.plugins.base import Scorer
-from scheduler_ref.registry import register
 from scheduler_ref.types import CycleState, Endpoint, LLMRequest
 
 
-@register("kv-cache-utilization-scorer", "kv-cache-scorer")
 class KVCacheUtilizationScorer(Scorer):
+    type_name = "kv-cache-utilization-scorer"
     def score(
         self, req: LLMRequest, endpoints: list[Endpoint], state: CycleState, now: float
     ) -> list[float]:

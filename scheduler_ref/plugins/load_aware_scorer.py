@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from scheduler_ref.params import ParamError, Params
 from scheduler_ref.plugins.base import Scorer
-from scheduler_ref.registry import register
 from scheduler_ref.types import CycleState, Endpoint, LLMRequest
 
 
-@register("load-aware-scorer")
 class LoadAwareScorer(Scorer):
+    type_name = "load-aware-scorer"
     def __init__(self, name: str, params: Params) -> None:
         super().__init__(name, params)
         self.threshold = params.number("threshold", default=128)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from scheduler_ref.plugins.base import Scorer
-from scheduler_ref.registry import register
 from scheduler_ref.types import CycleState, Endpoint, LLMRequest
 
 
-@register("lora-affinity-scorer")
 class LoraAffinityScorer(Scorer):
+    type_name = "lora-affinity-scorer"
     def score(
         self, req: LLMRequest, endpoints: list[Endpoint], state: CycleState, now: float
     ) -> list[float]:

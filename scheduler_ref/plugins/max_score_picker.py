@@ -6,12 +6,11 @@ import random
 from collections.abc import Sequence
 
 from scheduler_ref.plugins.base import Picker
-from scheduler_ref.registry import register
 from scheduler_ref.types import Endpoint
 
 
-@register("max-score-picker")
 class MaxScorePicker(Picker):
+    type_name = "max-score-picker"
     def pick(
         self, scored: Sequence[tuple[Endpoint, float]], rng: random.Random
     ) -> list[Endpoint]:

@@ -10,12 +10,11 @@ from collections import OrderedDict
 from scheduler_ref.params import Params
 from scheduler_ref.plugins.base import EndpointsHook, PreRequest, Scorer
 from scheduler_ref.plugins.prefix_cache_scorer import MATCHES
-from scheduler_ref.registry import register
 from scheduler_ref.types import CycleState, Endpoint, LLMRequest
 
 
-@register("no-hit-lru-scorer")
 class NoHitLRUScorer(Scorer, PreRequest, EndpointsHook):
+    type_name = "no-hit-lru-scorer"
     def __init__(self, name: str, params: Params) -> None:
         super().__init__(name, params)
         self.size = params.integer("lruSize", default=1024, minimum=1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from scheduler_ref.params import Params
 from scheduler_ref.plugins.base import EndpointsHook, PreRequest, Scorer
 from scheduler_ref.prefix_index import PrefixIndex, block_hashes
-from scheduler_ref.registry import register
 from scheduler_ref.types import CycleState, Endpoint, LLMRequest
 
 CHARS_PER_TOKEN = 4
@@ -19,8 +18,8 @@ MATCHES = "prefix.matches"
 BLOCK_SIZE = "prefix.block_size"
 
 
-@register("prefix-cache-scorer")
 class PrefixCacheScorer(Scorer, PreRequest, EndpointsHook):
+    type_name = "prefix-cache-scorer"
     runs_first = True  # other plugins (no-hit-lru) read its cycle state
 
     def __init__(self, name: str, params: Params) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from scheduler_ref.params import Params
 from scheduler_ref.plugins.by_label import ByLabel
-from scheduler_ref.registry import register
 
 ROLE_LABEL = "llm-d.ai/role"
 
@@ -17,13 +16,13 @@ def _role_params(values: list[str], allows_no_label: bool) -> Params:
     return Params({"label": ROLE_LABEL, "validValues": values, "allowsNoLabel": allows_no_label})
 
 
-@register("decode-filter")
 class DecodeFilter(ByLabel):
+    type_name = "decode-filter"
     def __init__(self, name: str, params: Params) -> None:
         super().__init__(name, _role_params(["decode", "both"], True))
 
 
-@register("prefill-filter")
 class PrefillFilter(ByLabel):
+    type_name = "prefill-filter"
     def __init__(self, name: str, params: Params) -> None:
         super().__init__(name, _role_params(["prefill"], False))

@@ -9,7 +9,6 @@ import base64
 import binascii
 
 from scheduler_ref.plugins.base import ResponseHook, Scorer
-from scheduler_ref.registry import register
 from scheduler_ref.types import CycleState, Endpoint, LLMRequest
 
 HEADER = "x-session-token"
@@ -23,8 +22,8 @@ def endpoint_token(e: Endpoint) -> str:
     return base64.standard_b64encode(_identity(e).encode()).decode()
 
 
-@register("session-affinity-scorer")
 class SessionAffinityScorer(Scorer, ResponseHook):
+    type_name = "session-affinity-scorer"
     def score(
         self, req: LLMRequest, endpoints: list[Endpoint], state: CycleState, now: float
     ) -> list[float]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from scheduler_ref.plugins.base import ProfileHandler
-from scheduler_ref.registry import register
 
 
-@register("single-profile-handler")
 class SingleProfileHandler(ProfileHandler):
-    pass
+    type_name = "single-profile-handler"

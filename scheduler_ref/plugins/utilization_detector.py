@@ -10,12 +10,11 @@ from collections.abc import Sequence
 
 from scheduler_ref.params import Params
 from scheduler_ref.plugins.base import SaturationDetector
-from scheduler_ref.registry import register
 from scheduler_ref.types import Endpoint
 
 
-@register("utilization-detector")
 class UtilizationDetector(SaturationDetector):
+    type_name = "utilization-detector"
     def __init__(self, name: str, params: Params) -> None:
         super().__init__(name, params)
         self.queue_threshold = params.number("queueDepthThreshold", default=5, minimum=1e-9)

@@ -9,12 +9,11 @@ import random
 from collections.abc import Sequence
 
 from scheduler_ref.plugins.base import Picker
-from scheduler_ref.registry import register
 from scheduler_ref.types import Endpoint
 
 
-@register("weighted-random-picker")
 class WeightedRandomPicker(Picker):
+    type_name = "weighted-random-picker"
     def pick(
         self, scored: Sequence[tuple[Endpoint, float]], rng: random.Random
     ) -> list[Endpoint]:

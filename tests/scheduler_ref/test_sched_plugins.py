@@ -10,7 +10,7 @@ import pytest
 from sched_support import NOW, endpoint, request
 
 from scheduler_ref.params import ParamError, Params
-from scheduler_ref.registry import create
+from scheduler_ref.plugins.register import create
 from scheduler_ref.types import Endpoint
 
 

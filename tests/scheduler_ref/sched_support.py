@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from fixtures.processes import stop_group
 from fixtures.threaded_app import ThreadedApp
 from scheduler_ref.config import DEFAULT_CONFIG, load_config
 from scheduler_ref.scheduler import Scheduler
 from scheduler_ref.types import Endpoint, LLMRequest
 
 NOW = 1000.0
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+CMD = [sys.executable, "-m", "scheduler_ref"]
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run the CLI to completion (for flags and configs that must make it exit)."""
+    return subprocess.run([*CMD, *args], capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
 def endpoint(i: int, **metrics: Any) -> Endpoint:
@@ -67,3 +83,29 @@ class FakeMetricsServer(ThreadedApp):
     @property
     def key(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+@contextmanager
+def running(*args: str) -> Iterator[tuple[dict[str, object], list[str]]]:
+    """Start the CLI, wait for its ``serving`` line, always stop it (TERM, then KILL)."""
+    proc = subprocess.Popen([*CMD, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            text=True, cwd=ROOT, start_new_session=True)
+    lines: list[str] = []
+    serving = threading.Event()
+    info: dict[str, object] = {}
+
+    def reader() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if '"msg":"serving"' in line:
+                info.update(json.loads(line))
+                serving.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    try:
+        if not serving.wait(30):
+            raise AssertionError("no serving line:\n" + "".join(lines))
+        yield info, lines
+    finally:
+        stop_group(proc, grace=10.0)

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import grpc
 import httpx
@@ -17,16 +12,7 @@ import pytest
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from extproc_client import body_msgs, headers_msg, set_headers
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sched_support import FakeMetricsServer
-
-from fixtures.processes import stop_group
-
-ROOT = Path(__file__).resolve().parents[2]
-CMD = [sys.executable, "-m", "scheduler_ref"]
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CMD, *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+from sched_support import FakeMetricsServer, run_cli, running
 
 
 @pytest.mark.parametrize(
@@ -43,7 +29,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_bad_config_exits_2_with_one_line(tmp_path: Path, config: str, needle: str) -> None:
     f = tmp_path / "epp.yaml"
     f.write_text(config)
-    res = _run("--endpoints", "127.0.0.1:1", "--config-file", str(f))
+    res = run_cli("--endpoints", "127.0.0.1:1", "--config-file", str(f))
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
@@ -52,34 +38,8 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path, config: str, needle: s
 
 
 def test_bad_duration_flag_exits_2() -> None:
-    res = _run("--endpoints", "127.0.0.1:1", "--refresh-metrics-interval", "soon")
+    res = run_cli("--endpoints", "127.0.0.1:1", "--refresh-metrics-interval", "soon")
     assert res.returncode == 2
-
-
-@contextmanager
-def running(*args: str) -> Iterator[tuple[dict[str, object], list[str]]]:
-    """Start the CLI, wait for its ``serving`` line, always stop it (TERM, then KILL)."""
-    proc = subprocess.Popen([*CMD, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            text=True, cwd=ROOT, start_new_session=True)
-    lines: list[str] = []
-    serving = threading.Event()
-    info: dict[str, object] = {}
-
-    def reader() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if '"msg":"serving"' in line:
-                info.update(json.loads(line))
-                serving.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    try:
-        if not serving.wait(30):
-            raise AssertionError("no serving line:\n" + "".join(lines))
-        yield info, lines
-    finally:
-        stop_group(proc, grace=10.0)
 
 
 def test_cli_serves_health_metrics_and_routes() -> None:

@@ -16,7 +16,7 @@ from kubernetes import client
 from scheduler_ref.datastore import Datastore
 from scheduler_ref.discovery.kube import KubeDiscovery
 
-GUIDE = Path("/work/shared/fixtures/guide/v0.3")
+GUIDE = Path(__file__).resolve().parents[1] / "data" / "guide" / "v0.3"
 
 
 def _doc(path: Path, kind: str) -> dict[str, Any]:

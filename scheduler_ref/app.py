@@ -12,6 +12,7 @@ import contextlib
 import logging
 import random
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 
@@ -71,8 +72,24 @@ def metrics_reading(
     return target, names_for
 
 
+def _probe(host: str, port: int, flag: str) -> None:
+    """Bind once with a plain socket so a busy port is reported in one line (gRPC core would
+    also print its own log line)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise StartupError(f"{flag}: cannot listen on {host}:{port}: "
+                               f"{(e.strerror or str(e)).lower()}") from None
+
+
 def _bind(server: grpc.aio.Server, address: str, flag: str,
           creds: grpc.ServerCredentials | None = None) -> int:
+    host, _, port_text = address.rpartition(":")
+    _probe(host.strip("[]"), int(port_text), flag)
     try:
         port = (server.add_secure_port(address, creds) if creds is not None
                 else server.add_insecure_port(address))
@@ -105,6 +122,7 @@ async def _start_grpc(s: Settings, servicer: ExtProcServicer, health: Health) ->
 
 
 async def _start_metrics(s: Settings, metrics: EppMetrics) -> tuple[web.AppRunner, int]:
+    _probe(s.host, s.metrics_port, "--metrics-port")
     runner = web.AppRunner(metrics_app(metrics), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, s.host, s.metrics_port)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import grpc
 import httpx
@@ -13,6 +17,8 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from extproc_client import body_msgs, headers_msg, set_headers
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sched_support import FakeMetricsServer, run_cli, running
+
+from scheduler_ref.cli import parse_args
 
 
 @pytest.mark.parametrize(
@@ -76,3 +82,98 @@ def test_cli_serves_health_metrics_and_routes() -> None:
         assert decision["picked"] == a.key
         assert set(decision["scores"]) == {a.key, b.key}
         assert any("ignoring flags" in ln and "--zap-encoder" in ln for ln in lines)
+
+
+# -- secure serving and startup failures -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [
+        ((), True),  # the EPP's default
+        (("--secure-serving=false",), False),
+        (("--secure-serving", "false"), False),
+        (("-secure-serving=false",), False),
+        (("--secureServing=false",), False),
+        (("--secure-serving",), True),
+        (("--secure-serving=true",), True),
+        (("--secure-serving", "true", "--endpoints", "127.0.0.1:1"), True),
+    ],
+)
+def test_secure_serving_spellings(args: tuple[str, ...], want: bool,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SCHEDULER_REF_SECURE_SERVING", raising=False)
+    s = parse_args(["--endpoints", "127.0.0.1:1", *args])
+    assert s.secure_serving is want
+    assert s.endpoints == "127.0.0.1:1"
+
+
+def test_host_defaults_to_loopback() -> None:
+    assert parse_args(["--endpoints", "127.0.0.1:1"]).host == "127.0.0.1"
+
+
+def _one_line(res: subprocess.CompletedProcess[str]) -> str:
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    return lines[0]
+
+
+def test_bad_flag_value_is_one_line() -> None:
+    line = _one_line(run_cli("--endpoints", "127.0.0.1:1", "--secure-serving=maybe"))
+    assert line.startswith("scheduler-ref: argument --secure-serving")
+    assert "'maybe'" in line
+
+
+def test_missing_cert_files_exit_2_naming_the_flag_and_file(tmp_path: Path) -> None:
+    line = _one_line(run_cli("--endpoints", "127.0.0.1:1", "--cert-path", str(tmp_path),
+                             "--grpc-port", "0", "--grpc-health-port", "0",
+                             "--metrics-port", "0"))
+    assert line == f"scheduler-ref: --cert-path {tmp_path}: tls.key: no such file or directory"
+
+
+def test_openssl_failure_exits_2(tmp_path: Path) -> None:
+    fake = tmp_path / "openssl"
+    fake.write_text("#!/bin/sh\necho 'req: cannot write key' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    res = subprocess.run([sys.executable, "-m", "scheduler_ref", "--endpoints", "127.0.0.1:1",
+                          "--grpc-port", "0", "--grpc-health-port", "0", "--metrics-port", "0"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert _one_line(res) == ("scheduler-ref: --secure-serving: openssl could not make a "
+                              "self-signed certificate: req: cannot write key")
+
+
+@pytest.mark.parametrize("flag", ["--grpc-port", "--grpc-health-port", "--metrics-port"])
+def test_port_in_use_exits_2_naming_the_flag(flag: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        ports = {"--grpc-port": "0", "--grpc-health-port": "0", "--metrics-port": "0",
+                 flag: port}
+        args = [x for kv in ports.items() for x in kv]
+        line = _one_line(run_cli("--endpoints", "127.0.0.1:1", "--secure-serving=false", *args))
+    assert line == (f"scheduler-ref: {flag}: cannot listen on 127.0.0.1:{port}: "
+                    "address already in use")
+
+
+def test_default_serves_tls_with_a_self_signed_certificate() -> None:
+    with running("--endpoints", "127.0.0.1:1", "--grpc-port", "0", "--grpc-health-port", "0",
+                 "--metrics-port", "0") as (info, _):
+        assert info["secure_serving"] is True and info["host"] == "127.0.0.1"
+        import ssl
+
+        pem = ssl.get_server_certificate(("127.0.0.1", int(str(info["grpc_port"]))))
+        assert "BEGIN CERTIFICATE" in pem
+        creds = grpc.ssl_channel_credentials(root_certificates=pem.encode())
+        opts = [("grpc.ssl_target_name_override", "scheduler-ref")]
+        with grpc.secure_channel(f"127.0.0.1:{info['grpc_port']}", creds, opts) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            resp = stub.Check(health_pb2.HealthCheckRequest(service="liveness"), timeout=10)
+            assert resp.status == health_pb2.HealthCheckResponse.SERVING
+        plain = grpc.insecure_channel(f"127.0.0.1:{info['grpc_port']}")
+        with plain as ch, pytest.raises(grpc.RpcError):  # plaintext is refused
+                health_pb2_grpc.HealthStub(ch).Check(
+                    health_pb2.HealthCheckRequest(service="liveness"), timeout=3)

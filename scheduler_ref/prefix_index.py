@@ -47,11 +47,12 @@ class PrefixIndex:
     strings are untracked by the cyclic GC, so a large index does not cause collector pauses.
     """
 
-    __slots__ = ("_lru", "_map", "entries")
+    __slots__ = ("_cap", "_lru", "_map", "entries")
 
     def __init__(self) -> None:
         self._map: dict[int, dict[str, None]] = {}
         self._lru: dict[str, OrderedDict[int, None]] = {}
+        self._cap: dict[str, int] = {}
         self.entries = 0  # total (endpoint, hash) pairs held: the indexer size
 
     def __len__(self) -> int:
@@ -81,10 +82,13 @@ class PrefixIndex:
         return counts
 
     def add(self, hashes: list[int], key: str, capacity: int) -> None:
-        """Record ``hashes`` for endpoint ``key``; evict its least recently used beyond capacity."""
+        """Record ``hashes`` for endpoint ``key``; evict its least recently used beyond its
+        capacity, which is fixed when the endpoint is first recorded (as GAIE's LRU size)."""
         lru = self._lru.get(key)
         if lru is None:
             lru = self._lru[key] = OrderedDict()
+            self._cap[key] = capacity
+        capacity = self._cap[key]
         m = self._map
         get = m.get
         touch = lru.move_to_end
@@ -121,6 +125,7 @@ class PrefixIndex:
         """Forget endpoints not in ``keep`` (they left the pool)."""
         for key in [k for k in self._lru if k not in keep]:
             lru = self._lru.pop(key)
+            self._cap.pop(key, None)
             for h in lru:
                 self._unmap(h, key)
             self.entries -= len(lru)

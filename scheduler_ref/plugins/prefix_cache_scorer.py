@@ -1,13 +1,17 @@
 """prefix-cache-scorer: score = matched prefix blocks / total blocks, from the approximate index.
 
-Also a PreRequest hook: after the pick it records the request's blocks for the chosen endpoint.
-With ``autoTune`` the block size (tokens x 4 chars) and the per-endpoint LRU capacity come from
-the ``vllm:cache_config_info`` of the first candidate / the chosen endpoint.
+Parameters and behaviour follow GAIE v1.5.0's approximate prefix producer: a block is
+``blockSizeTokens`` x 4 characters (with ``autoTune``, the tokens come from the first
+candidate's ``vllm:cache_config_info`` block_size); at most ``maxPrefixBlocksToMatch`` blocks
+(or ``maxPrefixTokensToMatch`` / block tokens when set); each endpoint's LRU holds
+``lruCapacityPerServer`` blocks (with ``autoTune``, the endpoint's num_gpu_blocks), fixed when
+the endpoint is first recorded. Also a PreRequest hook: after the pick it records the
+request's blocks for the chosen endpoint.
 """
 
 from __future__ import annotations
 
-from scheduler_ref.params import Params
+from scheduler_ref.params import ParamError, Params
 from scheduler_ref.plugins.base import EndpointsHook, PreRequest, Scorer
 from scheduler_ref.prefix_index import PrefixIndex, block_hashes
 from scheduler_ref.types import CycleState, Endpoint, LLMRequest
@@ -24,23 +28,35 @@ class PrefixCacheScorer(Scorer, PreRequest, EndpointsHook):
 
     def __init__(self, name: str, params: Params) -> None:
         super().__init__(name, params)
-        self.block_size = params.integer("blockSize", "hashBlockSize", default=64, minimum=1)
-        self.max_blocks = params.integer("maxPrefixBlocksToMatch", default=256, minimum=1)
-        self.capacity = params.integer("lruCapacityPerServer", default=31250, minimum=1)
+        self.block_tokens = params.integer("blockSizeTokens", default=16, minimum=0)
+        legacy = params.integer("blockSize", default=0)  # deprecated upstream; ignored
+        if legacy > 0 and self.block_tokens <= 0:
+            raise ParamError("blockSize", "is deprecated; use blockSizeTokens (tokens per "
+                             "cache block)")
         self.auto_tune = params.boolean("autoTune", default=True)
+        if not self.auto_tune and self.block_tokens <= 0:
+            raise ParamError("blockSizeTokens", "must be > 0 when autoTune is false")
+        self.max_blocks = params.integer("maxPrefixBlocksToMatch", default=256, minimum=0)
+        self.max_tokens = params.integer("maxPrefixTokensToMatch", default=0, minimum=0)
+        self.capacity = params.integer("lruCapacityPerServer", default=31250, minimum=1)
+        self.block_size = self.block_tokens * CHARS_PER_TOKEN  # chars, before autoTune
         self.index = PrefixIndex()
 
-    def _block_size(self, endpoints: list[Endpoint]) -> int:
+    def _block_tokens(self, endpoints: list[Endpoint]) -> int:
         if self.auto_tune and endpoints and endpoints[0].block_size > 0:
-            return endpoints[0].block_size * CHARS_PER_TOKEN
-        return self.block_size
+            return endpoints[0].block_size
+        return self.block_tokens
 
     def score(
         self, req: LLMRequest, endpoints: list[Endpoint], state: CycleState, now: float
     ) -> list[float]:
-        bs = self._block_size(endpoints)
+        tokens = self._block_tokens(endpoints)
+        bs = tokens * CHARS_PER_TOKEN
+        max_blocks = self.max_blocks
+        if self.max_tokens > 0 and tokens > 0:
+            max_blocks = self.max_tokens // tokens
         seed = (req.target_model + req.cache_salt).encode()
-        hashes = block_hashes(req.prompt.encode(), seed, bs, self.max_blocks)
+        hashes = block_hashes(req.prompt.encode(), seed, bs, max_blocks)
         matches = self.index.match(hashes) if hashes else {}
         state[HASHES] = hashes
         state[MATCHES] = matches

@@ -49,7 +49,7 @@ def test_guide_configs_that_use_supported_plugins_load() -> None:
 def test_llm_d_api_version_and_defaults_filled() -> None:
     cfg = load_config(
         "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n"
-        "plugins:\n- type: prefix-cache-scorer\n  name: pfx\n  parameters: {hashBlockSize: 32}\n"
+        "plugins:\n- type: prefix-cache-scorer\n  name: pfx\n  parameters: {blockSizeTokens: 8}\n"
         "- type: load-aware-scorer\n"
     )
     profile = cfg.profiles[0]
@@ -58,6 +58,17 @@ def test_llm_d_api_version_and_defaults_filled() -> None:
     pfx = cfg.plugins["pfx"]
     assert isinstance(pfx, PrefixCacheScorer) and pfx.block_size == 32
     assert pfx.capacity == 31250 and pfx.max_blocks == 256 and pfx.auto_tune
+    assert pfx.max_tokens == 0
+
+
+def test_prefix_scorer_legacy_char_block_sizes_are_ignored_as_in_gaie_v1_5() -> None:
+    cfg = load_config("plugins: [{type: prefix-cache-scorer, parameters: {hashBlockSize: 5, "
+                      "blockSize: 5}}]")
+    pfx = cfg.plugins["prefix-cache-scorer"]
+    assert isinstance(pfx, PrefixCacheScorer) and pfx.block_size == 64
+    with pytest.raises(ConfigError, match="blockSize: is deprecated"):
+        load_config("plugins: [{type: prefix-cache-scorer, parameters: {blockSize: 64, "
+                    "blockSizeTokens: 0}}]")
 
 
 @pytest.mark.parametrize(

@@ -209,8 +209,6 @@ def _build_profile(src: str, i: int, raw: Any, plugins: dict[str, Plugin]) -> Pr
                     if isinstance(plugin, DataLayerPlugin) else "not a filter, scorer or picker")
             raise ConfigError(src, f"a '{plugin.type_name}' is {what}",
                               plugin=pname, where=rwhere, field="pluginRef")
-    # A scorer may be read by another scorer (no-hit-lru reads prefix state): run those first.
-    profile.scorers.sort(key=lambda sw: not getattr(sw[0], "runs_first", False))
     if profile.picker is None:
         default_picker = plugins.get("max-score-picker")
         if not isinstance(default_picker, Picker):

@@ -80,17 +80,25 @@ class Scheduler:
                                       f"failed to run scheduler profile '{profile.name}': "
                                       f"filter '{f.name}' left no endpoints")
         n = len(candidates)
-        totals = [0.0] * n
-        per_plugin: list[tuple[str, list[float]]] = []
-        for scorer, weight in profile.scorers:
+        clamped_by_scorer: dict[int, list[float]] = {}
+        # A scorer may read another's cycle state (no-hit-lru reads the prefix match, which
+        # GAIE computes before any scorer): those run first; totals are still summed in the
+        # profile's order so float rounding, and so ties, are the EPP's.
+        for idx in sorted(range(len(profile.scorers)),
+                          key=lambda k: not getattr(profile.scorers[k][0], "runs_first", False)):
+            scorer = profile.scorers[idx][0]
             t0 = timer() if timer else 0.0
             raw = scorer.score(req, candidates, state, now)
             if timer:
                 durations[("Scorer", scorer.type_name, scorer.name)] = timer() - t0
-            clamped = [0.0 if s < 0.0 else 1.0 if s > 1.0 else s for s in raw]
+            clamped_by_scorer[idx] = [0.0 if s < 0.0 else 1.0 if s > 1.0 else s for s in raw]
+        totals = [0.0] * n
+        per_plugin: list[tuple[str, list[float]]] = []
+        for idx, (scorer, weight) in enumerate(profile.scorers):
+            clamped = clamped_by_scorer[idx]
             per_plugin.append((scorer.name, clamped))
             for i in range(n):
-                totals[i] += weight * clamped[i]
+                totals[i] += clamped[i] * weight
         picker = profile.picker
         assert picker is not None
         t0 = timer() if timer else 0.0

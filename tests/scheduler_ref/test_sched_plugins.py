@@ -156,3 +156,18 @@ def test_prefix_scorer_autotune_uses_cache_config_info() -> None:
     assert st["prefix.block_size"] == 128 and len(st["prefix.hashes"]) == 10  # type: ignore
     p.pre_request(request("y"), eps[0], st, NOW)  # type: ignore[attr-defined]
     assert p.index.endpoint_size(eps[0].key) == 5  # type: ignore[attr-defined]
+
+
+def test_no_hit_lru_ranks_by_the_whole_lru_as_llm_d() -> None:
+    """v0.7.1: never-used first in candidate order, then used by position in the whole LRU
+    (oldest first), including endpoints that are no longer candidates; clamped at 0."""
+    p = _plugin("no-hit-lru-scorer")
+    a, b, c, gone = endpoint(1), endpoint(2), endpoint(3), endpoint(9)
+    for e in (gone, b, a):  # LRU oldest -> newest: gone, b, a
+        state: dict[str, object] = {}
+        p.score(request("x"), [e], state, NOW)  # type: ignore[attr-defined]
+        p.pre_request(request("x"), e, state, NOW)  # type: ignore[attr-defined]
+    scores = p.score(request("x"), [a, b, c], {}, NOW)  # type: ignore[attr-defined]
+    # c never used -> 1.0; b at LRU position 1 -> 1 - (1+1)/2 = 0; a at 2 -> clamped 0
+    assert scores == [0.0, 0.0, 1.0]
+    assert p.score(request("x"), [c, gone], {}, NOW) == [1.0, 0.0]  # type: ignore[attr-defined]

@@ -103,10 +103,33 @@ def _usage(body: bytes, streaming: bool) -> dict[str, int]:
     return out
 
 
+class _ProtocolError(Exception):
+    """A message out of the order Envoy sends them in: the stream ends FAILED_PRECONDITION."""
+
+
+_PHASE_NAMES = {
+    "headers": "before the request headers",
+    "body": "while the request body streams",
+    "routed": "after the request was routed",
+    "response": "during the response",
+    "done": "after the response ended",
+}
+
+
+def _expect(phase: str, kind: str, *allowed: str) -> None:
+    if phase not in allowed:
+        raise _ProtocolError(f"{kind} is out of order: received {_PHASE_NAMES[phase]}")
+
+
 @dataclass
 class _Exchange:
-    """State of one HTTP request travelling through one ext_proc stream."""
+    """State of one HTTP request travelling through one ext_proc stream.
 
+    ``phase``: headers -> body -> routed -> response -> done (headers-only requests skip
+    body; an ImmediateResponse ends the stream)."""
+
+    phase: str = "headers"
+    trailers_seen: bool = False
     path: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     body: bytearray = field(default_factory=bytearray)
@@ -152,27 +175,56 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
                 if first:
                     first = False
                     self._read_protocol(ex, msg)
-                kind = msg.WhichOneof("request")
-                if kind == "request_headers":
-                    responses = self._on_request_headers(ex, msg)
-                elif kind == "request_body":
-                    responses = self._on_request_body(ex, msg.request_body)
-                elif kind == "request_trailers":
-                    responses = [pb.ProcessingResponse(request_trailers=pb.TrailersResponse())]
-                elif kind == "response_headers":
-                    responses = self._on_response_headers(ex, msg.response_headers)
-                elif kind == "response_body":
-                    responses = self._on_response_body(ex, msg.response_body)
-                elif kind == "response_trailers":
-                    responses = [pb.ProcessingResponse(response_trailers=pb.TrailersResponse())]
-                else:
-                    responses = []
+                try:
+                    responses = self._dispatch(ex, msg)
+                except _ProtocolError as e:
+                    log.info("ext_proc stream refused", extra={"fields": {
+                        "error": str(e), "request_id": ex.headers.get("x-request-id", "")}})
+                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+                    return
                 for r in responses:
                     yield r
                     if r.WhichOneof("response") == "immediate_response":
                         return
         finally:
             self._finish(ex)
+
+    def _dispatch(self, ex: _Exchange, msg: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
+        """One message -> its answers, enforcing the order Envoy sends them in."""
+        kind = msg.WhichOneof("request")
+        phase = ex.phase
+        if kind == "request_headers":
+            _expect(phase, kind, "headers")
+            return self._on_request_headers(ex, msg)
+        if kind == "request_body":
+            _expect(phase, kind, "body")
+            return self._on_request_body(ex, msg.request_body)
+        if kind == "request_trailers":
+            _expect(phase, kind, "body", "routed")
+            if ex.trailers_seen:
+                raise _ProtocolError("request_trailers received twice")
+            ex.trailers_seen = True
+            trailers = pb.ProcessingResponse(request_trailers=pb.TrailersResponse())
+            if phase == "body":  # a request with trailers: its body ends here
+                out = self._on_request_body(ex, pb.HttpBody(end_of_stream=True))
+                if any(r.WhichOneof("response") == "immediate_response" for r in out):
+                    return out
+                return [*out, trailers]
+            return [trailers]
+        if kind == "response_headers":
+            _expect(phase, kind, "routed")
+            ex.phase = "response"
+            return self._on_response_headers(ex, msg.response_headers)
+        if kind == "response_body":
+            _expect(phase, kind, "response")
+            return self._on_response_body(ex, msg.response_body)
+        if kind == "response_trailers":
+            _expect(phase, kind, "response")
+            if ex.req is not None and ex.running:
+                self._complete(ex)
+            ex.phase = "done"
+            return [pb.ProcessingResponse(response_trailers=pb.TrailersResponse())]
+        raise _ProtocolError(f"unsupported ext_proc message {kind or '(empty)'}")
 
     # -- request path ---------------------------------------------------------------------
 
@@ -198,7 +250,9 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
     ) -> list[pb.ProcessingResponse]:
         ex.headers = _headers(msg.request_headers)
         ex.path = ex.headers.get(":path", "")
+        ex.phase = "body"
         if msg.request_headers.end_of_stream:
+            ex.phase = "routed"
             # No body (e.g. GET /v1/models): any ready endpoint, as the EPP does.
             try:
                 e = self.scheduler.pick_any(self.datastore.snapshot(), self.clock())
@@ -219,6 +273,7 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
                 # plain STREAMED mode wants an answer per chunk; hold the body back
                 return [pb.ProcessingResponse(request_body=pb.BodyResponse())]
             return []
+        ex.phase = "routed"
         try:
             decision_target, payload = self._decide(ex)
         except SchedulingError as err:
@@ -340,6 +395,7 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
                 del ex.response[MAX_RESPONSE_BUFFER:]
         if body.end_of_stream:
             self._complete(ex)
+            ex.phase = "done"
         if ex.response_mode in (_Mode.STREAMED, _Mode.BUFFERED, _Mode.BUFFERED_PARTIAL):
             return [pb.ProcessingResponse(response_body=pb.BodyResponse())]
         # the echo of every streamed chunk: set the leaf fields in place (a quarter of the

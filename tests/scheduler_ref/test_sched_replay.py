@@ -20,6 +20,7 @@ def test_equal_pods_tie_then_prefix_locality_decides() -> None:
     first, second = replay([_completion(prompt), _completion(prompt + "more")],
                            quiescent_endpoints(PODS))
     assert first.tied and set(first.top) == set(PODS)
+    assert first.picked is not None
     assert not second.tied and second.picked == first.picked
     assert second.scores[first.picked]["prefix-cache-scorer"] > 0.9
 

@@ -291,8 +291,9 @@ def _build_data_layer(src: str, raw: Any, plugins: dict[str, Plugin]) -> DataLay
                                   "(want core-metrics-extractor)", plugin=ename, where=ewhere,
                                   field="pluginRef")
             extractors.append(extractor)
-        if not extractors:
-            raise ConfigError(src, "needs at least one extractor (core-metrics-extractor)",
+        if len(extractors) != 1:
+            raise ConfigError(src, "scheduler_ref needs exactly one extractor "
+                              f"(core-metrics-extractor), got {len(extractors)}",
                               plugin=name, where=where, field="extractors")
         layer.sources.append((plugin, extractors))
     if len(layer.sources) > 1:

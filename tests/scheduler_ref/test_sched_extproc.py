@@ -161,3 +161,38 @@ def test_headers_only_request_goes_to_some_endpoint() -> None:
         assert set_headers(out[0])["x-gateway-destination-endpoint"] == endpoint(1).key
 
     run([endpoint(1)], t)
+
+
+def test_request_ending_in_trailers_is_scheduled_then_trailers_answered() -> None:
+    async def t(exchange: Client, ds: Datastore) -> None:
+        chunks = body_msgs(BODY, chunks=2)
+        chunks[-1].request_body.end_of_stream = False  # the body ends with trailers instead
+        out = await exchange([headers_msg(), *chunks,
+                              pb.ProcessingRequest(request_trailers=pb.HttpTrailers())])
+        kinds = [r.WhichOneof("response") for r in out]
+        assert kinds[0] == "request_headers" and kinds[-1] == "request_trailers"
+        assert set_headers(out[0])["x-gateway-destination-endpoint"] in ds.keys()
+        echoed = b"".join(r.request_body.response.body_mutation.streamed_response.body
+                          for r in out if r.WhichOneof("response") == "request_body")
+        assert echoed == BODY
+
+    run([endpoint(1, metrics_time=NOW)], t)
+
+
+def test_a_second_request_end_is_refused_not_scheduled_twice() -> None:
+    metrics = EppMetrics("p")
+
+    async def t(exchange: Client, ds: Datastore) -> None:
+        body = json.dumps({"model": "m", "prompt": "x" * 100}).encode()
+        try:
+            await exchange([headers_msg(), *body_msgs(body), *body_msgs(body)])
+        except grpc.aio.AioRpcError as e:
+            assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert e.details() == ("request_body is out of order: received after the request "
+                                   "was routed")
+        else:
+            raise AssertionError("a duplicated request body was accepted")
+
+    run([endpoint(1, metrics_time=NOW)], t, metrics)
+    assert metrics.requests.labels("m", "m")._value.get() == 1
+    assert metrics.running.labels("m")._value.get() == 0

@@ -108,6 +108,13 @@ def test_secure_serving_spellings(args: tuple[str, ...], want: bool,
     assert s.endpoints == "127.0.0.1:1"
 
 
+def test_secure_serving_env_sets_the_default_and_the_flag_wins(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEDULER_REF_SECURE_SERVING", "false")
+    assert parse_args(["--endpoints", "127.0.0.1:1"]).secure_serving is False
+    assert parse_args(["--endpoints", "127.0.0.1:1", "--secure-serving"]).secure_serving is True
+
+
 def test_host_defaults_to_loopback() -> None:
     assert parse_args(["--endpoints", "127.0.0.1:1"]).host == "127.0.0.1"
 

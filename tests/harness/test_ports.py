@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from fixtures.ports import PortAllocator, PortExhaustedError
+from fixtures.ports import (
+    PortAllocator,
+    PortExhaustedError,
+    PortLockDirError,
+    default_lock_dir,
+)
 
 from .util import PYTHON, REPO_ROOT
 
@@ -47,3 +54,38 @@ def test_a_bound_port_is_skipped(tmp_path: Path) -> None:
         with PortAllocator(port_range=(port, port + 1), lock_dir=tmp_path) as ports, \
                 pytest.raises(PortExhaustedError):
             ports.reserve()
+
+
+def test_the_default_lock_folder_is_per_user(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    assert default_lock_dir().name == f"lamplighter-ports-{os.getuid()}"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert default_lock_dir() == tmp_path / "lamplighter-ports"
+
+
+def test_the_lock_folder_is_created_private(tmp_path: Path) -> None:
+    folder = tmp_path / "locks"
+    allocator = PortAllocator(lock_dir=folder)
+    allocator.reserve()
+    allocator.release_all()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_a_symlinked_lock_folder_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    link = tmp_path / "locks"
+    link.symlink_to(real)
+    with pytest.raises(PortLockDirError, match="symlink"):
+        PortAllocator(lock_dir=link).reserve()
+
+
+def test_a_lock_folder_of_another_user_is_refused(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root to hand the folder to another uid")
+    folder = tmp_path / "locks"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, 65534, 65534)
+    with pytest.raises(PortLockDirError, match="belongs to uid 65534"):
+        PortAllocator(lock_dir=folder).reserve()

@@ -77,6 +77,7 @@ def spawn(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
         "127.0.0.1",
         "--port",
         "0",
+        "--enable-admin",  # /admin/stats gives the step overruns and server TTFTs
         "--max-num-seqs",
         "2048",
         "--num-gpu-blocks",

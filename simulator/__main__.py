@@ -32,7 +32,7 @@ _EPILOG = """\
 step time (ms) = (step-base-ms + prefill-ms-per-token * prefill tokens
                   + decode-ms-per-seq * decode sequences) * speed-factor * time-scale
 
-admin endpoints (runtime changes for the reliability suites):
+admin endpoints (runtime changes for the reliability suites; only with --enable-admin):
   GET/POST /admin/config  {"speed_factor": 2, "step_base_ms": 20, "failure_rate": 0.1, ...}
   POST /admin/health      {"ready": false}   /health answers 503 until set back to true
   POST /admin/hang        {"enabled": true}  new generation requests hang until disabled
@@ -105,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     a("--lora-modules", nargs="*", default=[], metavar="NAME=PATH",
       help="LoRA adapters loaded at start (default: none)")
     a("--log-level", default="INFO", help="stderr log level (default: INFO)")
+    a("--enable-admin", action="store_true",
+      default=os.environ.get("LLM_SIM_ENABLE_ADMIN", "") in ("1", "true"),
+      help="serve /admin/* and honour x-sim-force-error: any client could then degrade "
+           "this pod, so only test harnesses turn it on (default: off; env "
+           "LLM_SIM_ENABLE_ADMIN=1)")
     a("--loop", choices=["auto", "uvloop", "asyncio"], default=s.loop,
       help="event loop: uvloop when installed (auto), or the stdlib's with sub-millisecond "
            f"timers (default: {s.loop})")
@@ -163,7 +168,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         served_model_names=ns.served_model_name, host=ns.host, port=ns.port,
         pod_name=ns.pod_name, namespace=ns.namespace, mode=ns.mode, seed=ns.seed,
         default_max_tokens=ns.default_max_tokens, eos_probability=ns.eos_probability,
-        lora_modules=ns.lora_modules, loop=ns.loop)
+        lora_modules=ns.lora_modules, loop=ns.loop, enable_admin=ns.enable_admin)
 
 
 async def serve(config: ServerConfig) -> None:

@@ -77,6 +77,9 @@ class ServerConfig:
     eos_probability: float = 0.0
     lora_modules: list[str] = field(default_factory=list)
     loop: str = "auto"  # CLI event loop: auto (uvloop if importable) | uvloop | asyncio
+    # /admin/* routes and the x-sim-force-error header let any client degrade the pod:
+    # off unless a test harness asks for them (--enable-admin).
+    enable_admin: bool = False
 
     @property
     def served_model_name(self) -> str:

@@ -13,6 +13,7 @@ Admin (reliability suites; unauthenticated, loopback/cluster use only)
   POST /admin/hang         {"enabled": true} holds new generation requests until disabled
   GET  /admin/stats        raw recent step overruns and server TTFTs (``?reset=1`` clears)
 Header ``x-sim-force-error: 429|503|500|400|404|<type>`` fails that one request.
+The /admin routes and the header exist only with ``--enable-admin`` (off by default).
 Every response (errors and /metrics included) carries x-inference-pod, x-inference-namespace
 and x-inference-port.
 """
@@ -143,9 +144,10 @@ class Simulator:
         # arrival before any of them parses: the time one spends queued behind the others'
         # intake then counts in the server's TTFT, as the client sees it.
         await asyncio.sleep(0)
-        forced = self.faults.pick(request.headers.get(FORCE_ERROR_HEADER))
-        if forced is not None:
-            raise forced
+        if self.config.enable_admin:
+            forced = self.faults.pick(request.headers.get(FORCE_ERROR_HEADER))
+            if forced is not None:
+                raise forced
         if self.faults.hang:
             await self.faults.wait_released()
         cfg = self.config
@@ -401,8 +403,9 @@ def build_app(config: ServerConfig, clock: Callable[[], float] = time.monotonic)
     r.add_post("/v1/load_lora_adapter", sim.load_lora)
     r.add_post("/v1/unload_lora_adapter", sim.unload_lora)
     r.add_post("/reset_prefix_cache", sim.reset_prefix_cache)
-    r.add_route("*", "/admin/config", sim.admin_config)
-    r.add_post("/admin/health", sim.admin_health)
-    r.add_post("/admin/hang", sim.admin_hang)
-    r.add_get("/admin/stats", sim.admin_stats)
+    if config.enable_admin:
+        r.add_route("*", "/admin/config", sim.admin_config)
+        r.add_post("/admin/health", sim.admin_health)
+        r.add_post("/admin/hang", sim.admin_hang)
+        r.add_get("/admin/stats", sim.admin_stats)
     return app

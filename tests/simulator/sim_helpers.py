@@ -32,7 +32,7 @@ def sim_config(**engine: object) -> ServerConfig:
     values: dict[str, object] = dict(model="sim-model", num_gpu_blocks=1024, **FAST)
     values.update(engine)
     return ServerConfig(engine=EngineConfig(**values), pod_name="pod-a",  # type: ignore[arg-type]
-                        namespace="ns-a", host="127.0.0.1", port=0)
+                        namespace="ns-a", host="127.0.0.1", port=0, enable_admin=True)
 
 
 class InProcessServer:

@@ -71,3 +71,24 @@ def test_admin_config_changes_step_time(server: InProcessServer) -> None:
     bad = httpx.post(server.url + "/admin/config", json={"speed_factor": -1})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "speed_factor"
     assert httpx.post(server.url + "/admin/config", json={"nope": 1}).status_code == 400
+
+
+def test_admin_routes_and_the_force_error_header_are_off_by_default() -> None:
+    config = sim_config()
+    config.enable_admin = False
+    with InProcessServer(config) as server:
+        body = {"model": "sim-model", "prompt": "hello there", "max_tokens": 2}
+        forced = httpx.post(server.url + "/v1/completions", json=body,
+                            headers={"x-sim-force-error": "503"}, timeout=10)
+        assert forced.status_code == 200, "the fault header must be ignored without admin"
+        for method, path in (("GET", "/admin/config"), ("POST", "/admin/health"),
+                             ("POST", "/admin/hang"), ("GET", "/admin/stats")):
+            reply = httpx.request(method, server.url + path, json={}, timeout=10)
+            assert reply.status_code in (404, 405), f"{method} {path}: {reply.status_code}"
+
+
+def test_enable_admin_flag_and_env_turn_admin_on() -> None:
+    from simulator.__main__ import parse_args
+
+    assert parse_args(["--enable-admin"]).enable_admin is True
+    assert parse_args([]).enable_admin is False

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install bench-venv conformance test lint typecheck unit suites clean
+.PHONY: help install bench-venv epp conformance test lint typecheck unit suites clean
 
 help:
 	@echo "make conformance  stand up the embedded local stack and run the verification suites"
@@ -21,6 +21,11 @@ install: $(VENV)/.installed
 # inference-perf (Python >= 3.12) in its own venv: the peer the load generator is compared with
 bench-venv: install
 	$(PY) -c "from pathlib import Path; from loadtests.peers import ensure_venv; ensure_venv(Path('.venv-bench'))"
+
+# The upstream endpoint picker (GAIE's EPP), pinned in fixtures/tools/gomod/epp, built with
+# the Go toolchain and cached under ~/.cache/lamplighter/tools (a second build is instant).
+epp: install
+	$(PY) -m fixtures.tools build epp
 
 conformance: install
 	$(PY) -m pytest suites --target local -p no:cacheprovider $(PYTEST_ARGS)

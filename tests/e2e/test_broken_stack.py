@@ -11,9 +11,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fixtures.stack import Stack
@@ -47,6 +49,14 @@ def test_dead_epp_fails_the_suites_naming_the_epp(stack_file: Path, tmp_path: Pa
     assert epp, f"no scheduler_ref process in {stack.extras['processes']}"
     os.killpg(int(epp[0]["pid"]), signal.SIGKILL)
 
+    # The data path too, not only the preflight: Envoy is FailClose, so a request through
+    # the gateway must fail at once rather than reach a pod without the EPP's decision.
+    started = time.monotonic()
+    answer = httpx.post(f"{stack.gateway_url}/v1/completions", timeout=30, json={
+        "model": stack.model, "prompt": "is anyone there", "max_tokens": 2})
+    assert answer.status_code >= 500, f"FailClose let a request through: {answer.status_code}"
+    assert time.monotonic() - started < 5, "FailClose took longer than 5 s to refuse"
+
     reports = tmp_path / "reports"
     run = _run([sys.executable, "-m", "pytest", "suites/inference", "--stack-file",
                 str(stack_file), "--report-dir", str(reports), "-p", "no:cacheprovider",
@@ -57,5 +67,5 @@ def test_dead_epp_fails_the_suites_naming_the_epp(stack_file: Path, tmp_path: Pa
     run_dir = (reports / "latest").resolve()
     assert (run_dir / "report.yaml").is_file()
     logs = sorted(p.name for p in (run_dir / "logs").glob("*.log"))
-    assert "scheduler_ref.log" in logs and "gateway.log" in logs, logs
+    assert "scheduler_ref.log" in logs and "envoy.log" in logs, logs
     assert len([n for n in logs if n.startswith("sim-")]) == 2, logs

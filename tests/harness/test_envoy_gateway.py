@@ -84,7 +84,8 @@ def test_a_gateway_delay_slows_the_gateway_and_not_the_baseline(tmp_path: Path) 
 
 def test_fail_open_serves_nothing_without_a_destination_and_says_so(tmp_path: Path) -> None:
     """With the EPP gone, FailOpen lets the request past ext_proc, but the ORIGINAL_DST
-    route has no destination header to follow: Envoy answers 503 at once. This is how the
+    route has no destination header to follow: Envoy answers a 5xx at once (500 or 503 seen,
+    depending on whether its health check already marked the EPP down). This is how the
     no-Kubernetes layout behaves; a gateway with a pool fallback would serve it."""
     local = LocalStack(LocalStackConfig(log_dir=tmp_path, pods=1, failure_mode="FailOpen"))
     stack = local.start()
@@ -95,7 +96,7 @@ def test_fail_open_serves_nothing_without_a_destination_and_says_so(tmp_path: Pa
         elapsed = time.monotonic() - started
     finally:
         local.stop()
-    assert answer.status_code == 503 and elapsed < 5, (answer.status_code, answer.text, elapsed)
+    assert answer.status_code in (500, 503) and elapsed < 5, (answer.status_code, elapsed)
 
 
 def test_tls_to_the_epp_routes_like_plaintext(tmp_path: Path) -> None:

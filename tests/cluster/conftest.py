@@ -20,9 +20,8 @@ NAMESPACE = "llm-d-inference-scheduler"
 
 
 def require_guide_fixtures(version: str) -> None:
-    if not guide_fixture_dir(version).is_dir():
-        pytest.skip(f"guide fixtures {guide_fixture_dir(version)} absent "
-                    "(set LAMPLIGHTER_SHARED_DIR)")
+    """The rendered guide objects are part of the repository: missing means broken."""
+    assert guide_fixture_dir(version).is_dir(), f"{guide_fixture_dir(version)} is missing"
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install bench-venv conformance test lint typecheck unit suites clean
+.PHONY: help install bench-venv conformance test lint typecheck unit suites clean epp tools
 
 help:
 	@echo "make conformance  stand up the embedded local stack and run the verification suites"
@@ -38,6 +38,18 @@ suites: conformance
 
 test: lint typecheck
 	$(PY) -m pytest tests suites --target local -p no:cacheprovider $(PYTEST_ARGS)
+
+# Pinned tools built from Go modules into ~/.cache/lamplighter/tools (a rebuild is a cache hit).
+# Another EPP: make epp EPP_MODULE=github.com/llm-d/llm-d-router EPP_VERSION=v0.9.0
+EPP_MODULE ?= sigs.k8s.io/gateway-api-inference-extension
+EPP_VERSION ?= v1.5.0
+TOOLS_CLI = $(PY) -m fixtures.tools --epp-module $(EPP_MODULE) --epp-version $(EPP_VERSION)
+
+epp: install
+	$(TOOLS_CLI) build epp
+
+tools: install
+	$(TOOLS_CLI) build all
 
 clean:
 	rm -rf $(VENV) .venv-bench reports .lamplighter .pytest_cache .mypy_cache .ruff_cache

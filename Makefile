@@ -9,6 +9,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make conformance  stand up the embedded local stack and run the verification suites"
 	@echo "make test         lint, type-check, the harness's own tests and the local suites"
+	@echo "make epp | tools  build the pinned upstream EPP | every Go tool (cached in ~/.cache/lamplighter/tools)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

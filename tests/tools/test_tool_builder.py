@@ -53,5 +53,11 @@ def test_missing_go_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_unknown_binary_is_one_line_and_exit_2() -> None:
     done = _run_cli("path", "kubectl-nope", path=os.environ["PATH"])
     assert done.returncode == 2
-    assert done.stderr.startswith("error: unknown binary 'kubectl-nope'")
+    assert done.stderr.startswith("error: unknown tool or binary 'kubectl-nope'")
     assert done.stderr.count("\n") == 1
+
+
+def test_a_tool_with_several_binaries_asks_which_one() -> None:
+    done = _run_cli("path", "kube", path=os.environ["PATH"])
+    assert done.returncode == 2
+    assert "kube-apiserver" in done.stderr and done.stderr.count("\n") == 1

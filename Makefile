@@ -4,11 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install bench-venv epp conformance test lint typecheck unit suites clean
+.PHONY: help install bench-venv conformance test lint typecheck unit suites clean epp tools
 
 help:
 	@echo "make conformance  stand up the embedded local stack and run the verification suites"
 	@echo "make test         lint, type-check, the harness's own tests and the local suites"
+	@echo "make epp | tools  build the pinned upstream EPP | every Go tool (cached in ~/.cache/lamplighter/tools)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +22,6 @@ install: $(VENV)/.installed
 # inference-perf (Python >= 3.12) in its own venv: the peer the load generator is compared with
 bench-venv: install
 	$(PY) -c "from pathlib import Path; from loadtests.peers import ensure_venv; ensure_venv(Path('.venv-bench'))"
-
-# The upstream endpoint picker (GAIE's EPP), pinned in fixtures/tools/gomod/epp, built with
-# the Go toolchain and cached under ~/.cache/lamplighter/tools (a second build is instant).
-epp: install
-	$(PY) -m fixtures.tools build epp
 
 conformance: install
 	$(PY) -m pytest suites --target local -p no:cacheprovider $(PYTEST_ARGS)
@@ -43,6 +39,18 @@ suites: conformance
 
 test: lint typecheck
 	$(PY) -m pytest tests suites --target local -p no:cacheprovider $(PYTEST_ARGS)
+
+# Pinned tools built from Go modules into ~/.cache/lamplighter/tools (a rebuild is a cache hit).
+# Another EPP: make epp EPP_MODULE=github.com/llm-d/llm-d-router EPP_VERSION=v0.9.0
+EPP_MODULE ?= sigs.k8s.io/gateway-api-inference-extension
+EPP_VERSION ?= v1.5.0
+TOOLS_CLI = $(PY) -m fixtures.tools --epp-module $(EPP_MODULE) --epp-version $(EPP_VERSION)
+
+epp: install
+	$(TOOLS_CLI) build epp
+
+tools: install
+	$(TOOLS_CLI) build all
 
 clean:
 	rm -rf $(VENV) .venv-bench reports .lamplighter .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""The upstream GAIE EPP runs against the local API server and routes to real simulators;
+API-server changes (an unready or deleted pod) change what it picks."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from fixtures.controlplane import ControlPlane, install_crds
+from fixtures.ports import PortAllocator
+from fixtures.processes import ProcessSupervisor, http_ready
+from fixtures.serving import REPO_ROOT, repo_env
+from fixtures.tools import TOOLS
+from fixtures.upstream_epp import EndpointPod, UpstreamEpp
+
+CONFIG = Path(__file__).resolve().parent / "data" / "epp-config.yaml"
+POOL_CRD = (Path(__file__).resolve().parents[1] / "data" / "crds" / "gaie-v1.5.0"
+            / "inference.networking.k8s.io_inferencepools.yaml")
+PICKS = 16
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+@contextmanager
+def epp_with_simulators(control_plane: ControlPlane, workdir: Path, namespace: str,
+                        ips: list[str], secure: bool) -> Iterator[UpstreamEpp]:
+    """Simulators on their own loopback IPs and one common port, and an EPP that sees them."""
+    install_crds(control_plane.kubeconfig, [POOL_CRD])
+    with ProcessSupervisor(workdir / "logs") as supervisor, PortAllocator() as allocator:
+        port = allocator.reserve()
+        pods = [EndpointPod(f"sim-{i}", ip, port) for i, ip in enumerate(ips)]
+        for pod in pods:
+            process = supervisor.start(pod.name, [
+                sys.executable, "-m", "simulator", "--host", pod.ip, "--port", str(port),
+                "--pod-name", pod.name, "--namespace", namespace, "--model", "sim-model"],
+                env=repo_env(), cwd=REPO_ROOT)
+            process.wait_ready(http_ready(f"http://{pod.ip}:{port}/health"), 30)
+        with UpstreamEpp.start(supervisor, allocator, workdir / "epp", control_plane.kubeconfig,
+                               pods, CONFIG, secure=secure, namespace=namespace) as epp:
+            yield epp
+
+
+def _picks(epp: UpstreamEpp, tag: str) -> list[str]:
+    # distinct prompts: no prefix-cache affinity, so ties spread over every ready pod
+    return [epp.pick({"model": "sim-model", "prompt": f"{tag} request {i} " * 20,
+                      "max_tokens": 4}) for i in range(PICKS)]
+
+
+def test_unready_pod_is_no_longer_picked(control_plane: ControlPlane, tmp_path: Path) -> None:
+    ips = ["127.0.1.11", "127.0.1.12"]
+    with epp_with_simulators(control_plane, tmp_path, "epp-unready", ips, secure=False) as epp:
+        assert epp.version == TOOLS["epp"].version
+        port = epp.pods[0].port
+        before = set(_picks(epp, "before"))
+        # negative control: both pods receive traffic while both are ready
+        assert before == {f"{ip}:{port}" for ip in ips}
+
+        epp.set_ready("sim-0", False)
+        epp.wait_ready_pods(1)
+        assert set(_picks(epp, "after")) == {f"{ips[1]}:{port}"}
+
+
+def test_deleted_pod_stops_receiving_traffic_over_tls(control_plane: ControlPlane,
+                                                      tmp_path: Path) -> None:
+    ips = ["127.0.1.21", "127.0.1.22"]
+    with epp_with_simulators(control_plane, tmp_path, "epp-deleted", ips, secure=True) as epp:
+        port = epp.pods[0].port
+        assert set(_picks(epp, "before")) == {f"{ip}:{port}" for ip in ips}
+
+        epp.delete_pod("sim-1")
+        epp.wait_ready_pods(1)
+        assert set(_picks(epp, "after")) == {f"{ips[0]}:{port}"}

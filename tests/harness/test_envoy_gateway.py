@@ -104,3 +104,26 @@ def test_tls_to_the_epp_routes_like_plaintext(tmp_path: Path) -> None:
         answer = _post(stack.gateway_url, stack)
     assert answer.status_code == 200, answer.text
     assert "--secure-serving=true" in (tmp_path / "scheduler_ref.log").read_text()
+
+
+@pytest.mark.slow
+def test_the_upstream_epp_routes_behind_envoy_and_keeps_a_prefix_on_one_pod(
+        tmp_path: Path) -> None:
+    """``--scheduler llm-d``: GAIE's EPP (built from Go modules) finds the pods through a real
+    kube-apiserver; Envoy routes where it says."""
+    local = LocalStack(LocalStackConfig(log_dir=tmp_path, pods=2, scheduler="llm-d"))
+    stack = local.start()
+    try:
+        assert stack.extras["epp_implementation"] == "gateway-api-inference-extension/cmd/epp"
+        metrics = httpx.get(stack.epp_metrics_url or "", timeout=5).text
+        assert f'build_ref="{stack.extras["epp_version"]}"' in metrics
+        assert {p.address.rsplit(":", 1)[0] for p in stack.pods} == {"127.0.1.1", "127.0.1.2"}
+        long_prompt = "shared system prompt " * 200
+        served = Counter(_post(stack.gateway_url, stack, prompt=long_prompt)
+                         .headers["x-inference-pod"] for _ in range(6))
+        spread = Counter(_post(stack.baseline_url, stack).headers["x-inference-pod"]
+                         for _ in range(6))
+    finally:
+        local.stop()
+    assert len(served) == 1, f"one prefix went to {served}"
+    assert len(spread) == 2, f"the baseline did not reach both pods: {spread}"

@@ -1,0 +1,118 @@
+"""Fidelity: scheduler_ref against the upstream EPP, same config, same pods, same workload.
+
+scheduler_ref claims to be a drop-in for the EPP. Here both run side by side on the local
+stack (the upstream EPP is GAIE's ``cmd/epp`` v1.5.0 built from Go modules, watching an
+InferencePool in a local kube-apiserver; both read scheduler_ref's default config: queue 2,
+kv-cache-utilization 2, prefix-cache 3), each behind its own Envoy listener over the SAME
+pods, and the routing suite's seeded shared-prefix workload goes through each from cold
+pod caches. Locality and balance are asserted within stated tolerances; TTFT is reported
+beside them (see ``test_ttft_side_by_side``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fixtures.comparison import RoutedRun, compare_gateways
+from fixtures.options import HarnessOptions
+from fixtures.plans import load_plan, sized_shared_prefix
+from fixtures.plugin import Evidence, Figure
+from fixtures.stack import Stack
+from fixtures.support import invalid, not_supported
+from loadtests.locality import balance, stickiness
+from loadtests.stats import metric_values, percentiles
+
+pytestmark = [pytest.mark.load]
+
+SEED = 20251126  # the routing suite's seed: the same prompts, groups and arrivals
+HIT_RATE_TOLERANCE = 0.05  # absolute, token-weighted hit rate from pod counters
+TOP_POD_SHARE_TOLERANCE = 0.05  # absolute, mean over prefix groups
+MAX_POD_SHARE_TOLERANCE = 0.10  # absolute
+TTFT_P90_GOAL = 0.15  # relative; reported, not asserted (see test_ttft_side_by_side)
+REF, UPSTREAM = "ref", "llm-d"
+
+
+@pytest.fixture(scope="module")
+def runs(stack: Stack, http: httpx.Client, harness_options: HarnessOptions,
+         run_dir: Path) -> dict[str, RoutedRun]:
+    gateways = stack.extras.get("fidelity_gateways")
+    if not gateways:
+        not_supported("needs both schedulers on the same pods: the local target with the "
+                      "upstream EPP built (`make epp`, which .ci/run does)")
+    if not stack.supports("pod-identity-header"):
+        not_supported("needs pods that name themselves (x-inference-pod)")
+    plan = load_plan(harness_options.target, "routing")
+    workload = sized_shared_prefix(plan, stack, http, SEED)
+    found = compare_gateways(stack, http, workload, plan, run_dir / "load" / "fidelity",
+                             {REF: gateways[REF], UPSTREAM: gateways[UPSTREAM]})
+    for label, run in found.items():
+        errors = [s for s in run.result.samples if not s.ok]
+        if errors or not run.result.validity.valid:
+            invalid(f"{label}: {len(errors)} failed requests of {len(run.result.samples)}, "
+                    f"run valid={run.result.validity.valid}: no evidence either way "
+                    f"(log {run.result.log_path})")
+    return found
+
+
+def _who(stack: Stack) -> str:
+    epps = stack.extras.get("fidelity_epps", {})
+    return ", ".join(f"{k}={v.get('implementation')} {v.get('version')}"
+                     for k, v in epps.items())
+
+
+def test_both_schedulers_reach_the_same_prefix_cache_hit_rate(
+        runs: dict[str, RoutedRun], evidence: Evidence, stack: Stack) -> None:
+    ref, upstream = runs[REF].pod_hit_rate, runs[UPSTREAM].pod_hit_rate
+    n = len(runs[REF].result.samples)
+    evidence.figure(Figure("fidelity_prefix_cache_hit_rate", ref, "ratio", baseline=upstream,
+                           threshold=f"within {HIT_RATE_TOLERANCE} of the upstream EPP",
+                           samples=n, note=f"scheduler_ref vs upstream EPP; {_who(stack)}"))
+    assert abs(ref - upstream) <= HIT_RATE_TOLERANCE, (
+        f"scheduler_ref hit rate {ref:.3f} vs upstream EPP {upstream:.3f} (n={n} each): "
+        f"more than {HIT_RATE_TOLERANCE} apart")
+
+
+def test_both_schedulers_keep_prefix_groups_together_alike(
+        runs: dict[str, RoutedRun], evidence: Evidence) -> None:
+    ref, upstream = (stickiness(runs[label].result.samples) for label in (REF, UPSTREAM))
+    assert ref and upstream, "no request named its pod"
+    evidence.figure(Figure("fidelity_top_pod_share_per_group", ref.top_pod_share, "ratio",
+                           baseline=upstream.top_pod_share, samples=ref.groups,
+                           threshold=f"within {TOP_POD_SHARE_TOLERANCE} of the upstream EPP"))
+    assert abs(ref.top_pod_share - upstream.top_pod_share) <= TOP_POD_SHARE_TOLERANCE, (
+        f"top-pod share per group: scheduler_ref {ref.top_pod_share:.3f} vs upstream "
+        f"{upstream.top_pod_share:.3f} over {ref.groups} groups")
+
+
+def test_both_schedulers_balance_the_pods_alike(runs: dict[str, RoutedRun], evidence: Evidence,
+                                                stack: Stack) -> None:
+    names = [p.name for p in stack.pods]
+    ref, upstream = (balance(runs[label].result.samples, names) for label in (REF, UPSTREAM))
+    assert ref and upstream, "no request named its pod"
+    evidence.figure(Figure("fidelity_max_pod_share", ref.max_share, "ratio",
+                           baseline=upstream.max_share,
+                           threshold=f"within {MAX_POD_SHARE_TOLERANCE} of the upstream EPP",
+                           note=f"ref {ref.per_pod}; upstream {upstream.per_pod}"))
+    assert abs(ref.max_share - upstream.max_share) <= MAX_POD_SHARE_TOLERANCE, (
+        f"max pod share: scheduler_ref {ref.max_share:.3f} {ref.per_pod} vs upstream "
+        f"{upstream.max_share:.3f} {upstream.per_pod}")
+
+
+def test_ttft_side_by_side(runs: dict[str, RoutedRun], evidence: Evidence) -> None:
+    """TTFT p50/p90 of both, with the issue's goal (p90 within 15 %) stated. Not asserted:
+    on 2 shared cores the run-to-run spread of one run's p90 is of that size, so a verdict
+    would flip with machine noise; the hit-rate and placement assertions above carry the
+    comparison, and these figures show whether the two also agree in latency."""
+    ttft = {label: metric_values(run.result.samples, "ttft") for label, run in runs.items()}
+    for pct in (50, 90):
+        ref = percentiles(ttft[REF], (pct,))[f"p{pct}"]
+        upstream = percentiles(ttft[UPSTREAM], (pct,))[f"p{pct}"]
+        evidence.figure(Figure(f"fidelity_ttft_p{pct}_seconds", ref, "s", baseline=upstream,
+                               samples=len(ttft[REF]),
+                               threshold=(f"goal: within {TTFT_P90_GOAL:.0%} (reported)"
+                                          if pct == 90 else None),
+                               note=f"ratio ref/upstream {ref / upstream:.2f}"))
+    assert ttft[REF] and ttft[UPSTREAM], "a run produced no TTFT samples"

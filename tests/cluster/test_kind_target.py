@@ -38,6 +38,13 @@ def test_kind_cluster_reused_or_created_and_images_loaded(tmp_path: Path, existi
     assert target.options.kube_context == "kind-lamplighter"
 
 
+def _image_entrypoint() -> list[str]:
+    """The ENTRYPOINT of simulator/Dockerfile (exec form)."""
+    dockerfile = Path(__file__).resolve().parents[2] / "simulator" / "Dockerfile"
+    line = next(x for x in dockerfile.read_text().splitlines() if x.startswith("ENTRYPOINT"))
+    return list(json.loads(line.removeprefix("ENTRYPOINT").strip()))
+
+
 def test_decode_pods_run_the_simulator(emulator: Emulator, tmp_path: Path) -> None:
     require_guide_fixtures("v0.3")
     seed = GuideSeed(emulator, "v0.3", "istio", "ns").seed()
@@ -49,7 +56,8 @@ def test_decode_pods_run_the_simulator(emulator: Emulator, tmp_path: Path) -> No
     dep = emulator.find("Deployment", seed.profile.decode_deployment, "ns")
     assert dep is not None
     (vllm,) = dep["spec"]["template"]["spec"]["containers"]
-    assert vllm["command"] == ["llm-sim"] and "8200" in vllm["args"]
+    assert vllm["command"] == _image_entrypoint(), "the patch must run what the image has"
+    assert "8200" in vllm["args"] and "--enable-admin" in vllm["args"]
     assert dep["spec"]["template"]["spec"]["initContainers"][0]["name"] == "routing-proxy"
 
 

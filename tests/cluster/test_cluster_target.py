@@ -109,7 +109,7 @@ def test_install_up_and_cleanup_leave_nothing_behind(
     assert baseline["spec"]["selector"] == target.profile.decode_labels
     argvs = [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
     assert ["helmfile", "-e", "istio", "-n", NS, "apply"] in argvs
-    assert any(a[-3:-1] == ["image", f"deployment/gaie-{postfix}-epp"] for a in argvs)
+    assert any(a[-6:-4] == ["deployment", f"gaie-{postfix}-epp"] and "patch" in a for a in argvs)
 
     target.collect_diagnostics(run_dir / "diagnostics" / "istio-main")
     target.down()
@@ -164,3 +164,20 @@ def test_cleanup_goes_on_after_a_failed_step_and_reports_it(
     argvs = [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
     assert ["helmfile", "-e", "istio", "-n", NS, "destroy"] in argvs
     assert emulator.find("Namespace", NS) is None, "the namespace is removed after the failure"
+
+
+def test_the_epp_swap_patches_image_and_pull_policy_together(tmp_path: Path) -> None:
+    """kind-loaded images exist on no registry: ``Always`` (the guide's v0.3 policy) would
+    send the kubelet to pull one; the swap must set IfNotPresent in the same patch."""
+    options = HarnessOptions(target="cluster", gateway="istio", namespace=NS,
+                             guide_dir=tmp_path, guide_version="v0.3")
+    calls = tmp_path / "calls.jsonl"
+    target = ClusterTarget(options, tmp_path / "run", kube=object(),  # type: ignore[arg-type]
+                           runner=RecordedRunner(DATA / "recordings" / "v0.3", calls))
+    target.installer.use_scheduler_ref()
+    (argv,) = [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
+    assert argv[argv.index("patch") + 1:argv.index("patch") + 2] == ["deployment"]
+    patch = json.loads(argv[argv.index("-p") + 1])
+    (container,) = patch["spec"]["template"]["spec"]["containers"]
+    assert container["imagePullPolicy"] == "IfNotPresent" and "scheduler-ref" in container["image"]
+    assert argv[argv.index("--type") + 1] == "strategic"

@@ -181,3 +181,18 @@ def test_the_epp_swap_patches_image_and_pull_policy_together(tmp_path: Path) -> 
     (container,) = patch["spec"]["template"]["spec"]["containers"]
     assert container["imagePullPolicy"] == "IfNotPresent" and "scheduler-ref" in container["image"]
     assert argv[argv.index("--type") + 1] == "strategic"
+
+
+def test_helm_and_kubectl_reads_name_the_kube_context(tmp_path: Path) -> None:
+    """``--kube-context`` must reach every helm/kubectl call, not only installs: otherwise
+    the releases of whatever cluster is current are checked."""
+    options = HarnessOptions(target="cluster", gateway="istio", namespace=NS,
+                             guide_dir=tmp_path, guide_version="v0.3", kube_context="ctx-a")
+    calls = tmp_path / "calls.jsonl"
+    target = ClusterTarget(options, tmp_path / "run", kube=object(),  # type: ignore[arg-type]
+                           runner=RecordedRunner(DATA / "recordings" / "v0.3", calls))
+    target.view.helm_releases()
+    (argv,) = [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
+    assert argv[:3] == ["helm", "--kube-context", "ctx-a"] and "list" in argv
+    assert target.view.kubectl_argv("describe", "pod", "p")[:3] == ["kubectl", "--context",
+                                                                       "ctx-a"]

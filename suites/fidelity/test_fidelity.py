@@ -1,27 +1,30 @@
 """Fidelity: scheduler_ref against the upstream EPP, same config, same pods, same workload.
 
-scheduler_ref claims to be a drop-in for the EPP. Here both run side by side on the local
-stack (the upstream EPP is GAIE's ``cmd/epp`` v1.5.0 built from Go modules, watching an
-InferencePool in a local kube-apiserver; both read scheduler_ref's default config: queue 2,
-kv-cache-utilization 2, prefix-cache 3), each behind its own Envoy listener over the SAME
-pods, and the routing suite's seeded shared-prefix workload goes through each from cold
-pod caches. Locality and balance are asserted within stated tolerances; TTFT is reported
-beside them (see ``test_ttft_side_by_side``).
+scheduler_ref claims to be a drop-in for the EPP. Here both run side by side on a local
+stack of this module's own (the upstream EPP is GAIE's ``cmd/epp`` v1.5.0 built from Go
+modules, watching an InferencePool in a local kube-apiserver; both read scheduler_ref's
+default config: queue 2, kv-cache-utilization 2, prefix-cache 3), each behind its own Envoy
+listener over the SAME pods, and the routing suite's seeded shared-prefix workload goes
+through each from cold pod caches. Locality and balance are asserted within stated
+tolerances; TTFT is reported beside them (see ``test_ttft_side_by_side``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from fixtures.comparison import RoutedRun, compare_gateways
+from fixtures.localstack import LocalStack, LocalStackConfig
 from fixtures.options import HarnessOptions
 from fixtures.plans import load_plan, sized_shared_prefix
 from fixtures.plugin import Evidence, Figure
 from fixtures.stack import Stack
 from fixtures.support import invalid, not_supported
+from fixtures.tools import is_cached
 from loadtests.locality import balance, stickiness
 from loadtests.stats import metric_values, percentiles
 
@@ -36,14 +39,25 @@ REF, UPSTREAM = "ref", "llm-d"
 
 
 @pytest.fixture(scope="module")
-def runs(stack: Stack, http: httpx.Client, harness_options: HarnessOptions,
+def fidelity_stack(harness_options: HarnessOptions, run_dir: Path) -> Iterator[Stack]:
+    """Its own local stack with both schedulers (the session's stack runs one, so the other
+    suites carry no second EPP and control plane beside them)."""
+    if harness_options.target != "local":
+        not_supported("both schedulers run as local processes: use --target local")
+    if not all(is_cached(binary) for binary in ("epp", "etcd", "kube-apiserver")):
+        not_supported("the upstream EPP and its control plane are not built: `make epp` "
+                      "(.ci/run builds them)")
+    config = LocalStackConfig(log_dir=run_dir / "fidelity" / "logs", pods=harness_options.pods,
+                              epp_config_file=harness_options.epp_config, fidelity=True)
+    with LocalStack(config) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def runs(fidelity_stack: Stack, http: httpx.Client, harness_options: HarnessOptions,
          run_dir: Path) -> dict[str, RoutedRun]:
-    gateways = stack.extras.get("fidelity_gateways")
-    if not gateways:
-        not_supported("needs both schedulers on the same pods: the local target with the "
-                      "upstream EPP built (`make epp`, which .ci/run does)")
-    if not stack.supports("pod-identity-header"):
-        not_supported("needs pods that name themselves (x-inference-pod)")
+    stack = fidelity_stack
+    gateways = stack.extras["fidelity_gateways"]
     plan = load_plan(harness_options.target, "routing")
     workload = sized_shared_prefix(plan, stack, http, SEED)
     found = compare_gateways(stack, http, workload, plan, run_dir / "load" / "fidelity",
@@ -64,12 +78,13 @@ def _who(stack: Stack) -> str:
 
 
 def test_both_schedulers_reach_the_same_prefix_cache_hit_rate(
-        runs: dict[str, RoutedRun], evidence: Evidence, stack: Stack) -> None:
+        runs: dict[str, RoutedRun], evidence: Evidence, fidelity_stack: Stack) -> None:
     ref, upstream = runs[REF].pod_hit_rate, runs[UPSTREAM].pod_hit_rate
     n = len(runs[REF].result.samples)
     evidence.figure(Figure("fidelity_prefix_cache_hit_rate", ref, "ratio", baseline=upstream,
                            threshold=f"within {HIT_RATE_TOLERANCE} of the upstream EPP",
-                           samples=n, note=f"scheduler_ref vs upstream EPP; {_who(stack)}"))
+                           samples=n,
+                           note=f"scheduler_ref vs upstream EPP; {_who(fidelity_stack)}"))
     assert abs(ref - upstream) <= HIT_RATE_TOLERANCE, (
         f"scheduler_ref hit rate {ref:.3f} vs upstream EPP {upstream:.3f} (n={n} each): "
         f"more than {HIT_RATE_TOLERANCE} apart")
@@ -88,8 +103,8 @@ def test_both_schedulers_keep_prefix_groups_together_alike(
 
 
 def test_both_schedulers_balance_the_pods_alike(runs: dict[str, RoutedRun], evidence: Evidence,
-                                                stack: Stack) -> None:
-    names = [p.name for p in stack.pods]
+                                                fidelity_stack: Stack) -> None:
+    names = [p.name for p in fidelity_stack.pods]
     ref, upstream = (balance(runs[label].result.samples, names) for label in (REF, UPSTREAM))
     assert ref and upstream, "no request named its pod"
     evidence.figure(Figure("fidelity_max_pod_share", ref.max_share, "ratio",

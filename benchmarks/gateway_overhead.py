@@ -344,6 +344,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pin", choices=["split", "none"], default="none",
                         help="split: best case on dedicated CPUs (default none, as the suites)")
+    parser.add_argument("--scheduler", choices=("ref", "llm-d"), default="ref",
+                        help="the EPP behind Envoy: scheduler_ref, or the upstream EPP "
+                             "(GAIE v1.5.0; `make epp`)")
     parser.add_argument("--quiet", action="store_true",
                         help="Envoy's access log off (best case; the suites keep it on)")
     args = parser.parse_args()
@@ -358,9 +361,12 @@ def main() -> None:
             pods=args.pods,
             simulator=sim,
             gateway_log_requests=not args.quiet,
+            scheduler=args.scheduler,
         )
         local = LocalStack(config)
         with local as stack:
+            print(f"gateway: envoy {stack.extras.get('gateway_version')}; EPP: "
+                  f"{stack.extras.get('epp_implementation')} {stack.extras.get('epp_version')}")
             print(f"pinning: {pin(local, args.pin)}")
             asyncio.run(measure(stack, args, sim))
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -219,6 +219,14 @@ def _build_profile(src: str, i: int, raw: Any, plugins: dict[str, Plugin]) -> Pr
     return profile
 
 
+def _list_field(src: str, raw: dict[str, Any], field: str, where: str) -> list[Any]:
+    """``raw[field]`` as a list (absent = empty); anything else is a ConfigError there."""
+    value = raw.get(field) or []
+    if not isinstance(value, list):
+        raise ConfigError(src, f"must be a list, got {value!r}", where=where, field=field)
+    return value
+
+
 def _ref(src: str, raw: Any, where: str, plugins: dict[str, Plugin]) -> tuple[str, Plugin]:
     if not isinstance(raw, dict) or not isinstance(raw.get("pluginRef"), str):
         raise ConfigError(src, f"needs a string 'pluginRef', got {raw!r}", where=where)
@@ -268,22 +276,14 @@ def _build_data_layer(src: str, raw: Any, plugins: dict[str, Plugin]) -> DataLay
                               "file-discovery)", plugin=name, where="dataLayer.discovery",
                               field="pluginRef")
         layer.discovery = plugin
-    sources = raw.get("sources") or []
-    if not isinstance(sources, list):
-        raise ConfigError(src, f"must be a list, got {sources!r}", where="dataLayer",
-                          field="sources")
-    for i, item in enumerate(sources):
+    for i, item in enumerate(_list_field(src, raw, "sources", "dataLayer")):
         where = f"dataLayer.sources[{i}]"
         name, plugin = _ref(src, item, where, plugins)
         if not isinstance(plugin, MetricsDataSource):
             raise ConfigError(src, f"a '{plugin.type_name}' is not a data source (want "
                               "metrics-data-source)", plugin=name, where=where, field="pluginRef")
         extractors: list[CoreMetricsExtractor] = []
-        raw_ex = item.get("extractors") or []
-        if not isinstance(raw_ex, list):
-            raise ConfigError(src, f"must be a list, got {raw_ex!r}", where=where,
-                              field="extractors")
-        for j, ex in enumerate(raw_ex):
+        for j, ex in enumerate(_list_field(src, item, "extractors", where)):
             ewhere = f"{where}.extractors[{j}]"
             ename, extractor = _ref(src, ex, ewhere, plugins)
             if not isinstance(extractor, CoreMetricsExtractor):

@@ -11,6 +11,11 @@ side's choice can be compared. no-hit-lru adds one more coin toss: for a request
 hit it ranks never-used endpoints by their position in the candidate list, an order the EPP
 takes from its datastore (not stable across processes); so for such requests every never-used
 endpoint is given the best never-used score (1.0) before the top is taken.
+
+Following another scheduler (``follow``): when its pick for request *i* is known, that pick
+is what scheduler_ref's PreRequest hooks record, so request *i + 1* is decided on the state the
+other scheduler had; otherwise one coin toss would make every later decision of that prefix
+group differ. ``agreement`` then counts how often the two picked the same endpoint.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from scheduler_ref.config import DEFAULT_CONFIG, SchedulerConfig, load_config
 from scheduler_ref.plugins.no_hit_lru_scorer import NoHitLRUScorer
 from scheduler_ref.request_parse import parse_request
 from scheduler_ref.scheduler import Scheduler
+from scheduler_ref.scrape import parse_metrics
 from scheduler_ref.types import Decision, Endpoint, SchedulingError
 
-__all__ = ["ReplayPick", "ReplayRequest", "quiescent_endpoints", "replay"]
+__all__ = ["Agreement", "ReplayPick", "ReplayRequest", "agreement", "endpoints_from_metrics",
+           "quiescent_endpoints", "replay"]
 
 NOW = 0.0
 
@@ -75,6 +82,15 @@ def quiescent_endpoints(addresses: Sequence[str], kv_usage: Sequence[float] | No
             for i, a in enumerate(addresses)]
 
 
+def endpoints_from_metrics(pages: Mapping[str, str],
+                           names: Mapping[str, str] | None = None) -> list[Endpoint]:
+    """Endpoints as a scrape of each ``address -> /metrics page`` shows them, fresh at the
+    replay's clock (the live pods' own KV usage, block size and block count)."""
+    return [Endpoint(key=address, name=(names or {}).get(address, address),
+                     metrics_time=NOW, **parse_metrics(text))
+            for address, text in pages.items()]
+
+
 def _order_free_totals(config: SchedulerConfig, d: Decision,
                        used_before: Mapping[str, set[str]]) -> dict[str, float]:
     """Totals with every never-used endpoint given no-hit-lru's best score on a cold request,
@@ -94,8 +110,15 @@ def _order_free_totals(config: SchedulerConfig, d: Decision,
 
 
 def replay(requests: Sequence[ReplayRequest], endpoints: Sequence[Endpoint],
-           config: SchedulerConfig | str = DEFAULT_CONFIG, seed: int = 0) -> list[ReplayPick]:
-    """Schedule ``requests`` in order on ``endpoints`` (fixed metrics); one pick each."""
+           config: SchedulerConfig | str = DEFAULT_CONFIG, seed: int = 0,
+           follow: Sequence[str | None] | None = None) -> list[ReplayPick]:
+    """Schedule ``requests`` in order on ``endpoints`` (fixed metrics); one pick each.
+
+    ``follow[i]``, when given and not None, is the endpoint another scheduler picked for
+    request *i*: scheduler_ref's state records that one (see the module docstring).
+    """
+    if follow is not None and len(follow) != len(requests):
+        raise ValueError(f"follow: {len(follow)} picks for {len(requests)} requests")
     cfg = load_config(config, "<replay>") if isinstance(config, str) else config
     scheduler = Scheduler(cfg, rng=random.Random(seed))
     scheduler.endpoints_changed({e.key for e in endpoints})
@@ -106,7 +129,8 @@ def replay(requests: Sequence[ReplayRequest], endpoints: Sequence[Endpoint],
         headers = {"x-request-id": f"replay-{i}", **{k.lower(): v for k, v in r.headers.items()}}
         try:
             req = parse_request(r.route(), headers, r.encoded())
-            d = scheduler.schedule(req, endpoints, NOW)
+            d = scheduler.schedule(req, endpoints, NOW,
+                                   record_as=follow[i] if follow is not None else None)
         except SchedulingError as e:
             out.append(ReplayPick(i, None, {}, (), False, f"{e.code} - {e.message}"))
             continue
@@ -115,3 +139,33 @@ def replay(requests: Sequence[ReplayRequest], endpoints: Sequence[Endpoint],
         top = tuple(k for k, t in totals.items() if t == best)
         out.append(ReplayPick(i, d.picked, d.scores, top, len(top) > 1))
     return out
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How often scheduler_ref's pick equalled another scheduler's, ties excluded."""
+
+    requests: int
+    compared: int  # neither tied, refused nor unanswered by the other side
+    agreed: int
+    tied: int
+    refused: int  # refused by either side
+    disagreements: tuple[tuple[int, str, str], ...]  # (index, ours, theirs)
+
+    @property
+    def share(self) -> float | None:
+        return self.agreed / self.compared if self.compared else None
+
+
+def agreement(ours: Sequence[ReplayPick], theirs: Sequence[str | None]) -> Agreement:
+    """Compare picks request by request; ``theirs[i]`` None means the other side refused."""
+    if len(ours) != len(theirs):
+        raise ValueError(f"{len(ours)} replayed picks vs {len(theirs)} picks to compare")
+    tied = sum(1 for p in ours if p.tied)
+    refused = sum(1 for p, t in zip(ours, theirs, strict=True)
+                  if not p.tied and (p.picked is None or t is None))
+    compared = [(p, t) for p, t in zip(ours, theirs, strict=True)
+                if not p.tied and p.picked is not None and t is not None]
+    differ = tuple((p.index, p.picked or "", t) for p, t in compared if p.picked != t)
+    return Agreement(len(ours), len(compared), len(compared) - len(differ), tied, refused,
+                     differ)

@@ -24,6 +24,14 @@ def _ip(key: str) -> str:
     return key.rsplit(":", 1)[0] if key.count(":") == 1 or key.startswith("[") else key
 
 
+def _candidate(candidates: Sequence[Endpoint], key: str) -> Endpoint:
+    for e in candidates:
+        if e.key == key:
+            return e
+    raise ValueError(f"record_as: {key!r} is not a candidate of this cycle "
+                     f"({', '.join(e.key for e in candidates)})")
+
+
 class Scheduler:
     """Runs the configured profile over fresh endpoints and records the pick."""
 
@@ -54,8 +62,14 @@ class Scheduler:
         now: float,
         subset: Sequence[str] | None = None,
         timer: Timer | None = None,
+        record_as: str | None = None,
     ) -> Decision:
-        """One scheduling cycle; raises SchedulingError (503 / 429) when nothing fits."""
+        """One scheduling cycle; raises SchedulingError (503 / 429) when nothing fits.
+
+        ``record_as`` (a replay following another scheduler): PreRequest hooks record that
+        candidate as the target instead of this cycle's pick, so plugin state evolves as the
+        other scheduler's did; the Decision still reports this scheduler's own pick.
+        """
         candidates = self.fresh(endpoints, now)
         if subset is not None:
             wanted = {_ip(s) for s in subset} | set(subset)
@@ -109,9 +123,10 @@ class Scheduler:
             raise SchedulingError("ResourceExhausted",
                                   f"picker '{picker.name}' picked no endpoint")
         picked = chosen[0]
+        target = picked if record_as is None else _candidate(candidates, record_as)
         for hook in self._pre_request:
             t0 = timer() if timer else 0.0
-            hook.pre_request(req, picked, state, now)
+            hook.pre_request(req, target, state, now)
             if timer:
                 durations[("PreRequest", hook.type_name, hook.name)] = timer() - t0
         scores: dict[str, dict[str, float]] = {}

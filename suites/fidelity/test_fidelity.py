@@ -7,10 +7,16 @@ default config: queue 2, kv-cache-utilization 2, prefix-cache 3), each behind it
 listener over the SAME pods, and the routing suite's seeded shared-prefix workload goes
 through each from cold pod caches. Locality and balance are asserted within stated
 tolerances; TTFT is reported beside them (see ``test_ttft_side_by_side``).
+
+Decision agreement comes first, while the pods are quiescent: a seeded sequence of requests
+goes one at a time to the upstream EPP over ext_proc (nothing reaches the pods, so their
+metrics stay fixed), and ``scheduler_ref.replay`` decides the same sequence on the pods'
+scraped metrics, following the EPP's picks (tie rule and why in ``scheduler_ref/replay.py``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +31,13 @@ from fixtures.plugin import Evidence, Figure
 from fixtures.stack import Stack
 from fixtures.support import invalid, not_supported
 from fixtures.tools import is_cached
+from fixtures.upstream_epp import ext_proc_pick
+from loadtests.client import build_body
 from loadtests.locality import balance, stickiness
 from loadtests.stats import metric_values, percentiles
+from loadtests.workloads import generate
+from scheduler_ref.config import DEFAULT_CONFIG
+from scheduler_ref.replay import ReplayRequest, agreement, endpoints_from_metrics, replay
 
 pytestmark = [pytest.mark.load]
 
@@ -36,6 +47,11 @@ TOP_POD_SHARE_TOLERANCE = 0.05  # absolute, mean over prefix groups
 MAX_POD_SHARE_TOLERANCE = 0.10  # absolute
 TTFT_P90_GOAL = 0.15  # relative; reported, not asserted (see test_ttft_side_by_side)
 REF, UPSTREAM = "ref", "llm-d"
+REPLAY_SEED = SEED + 1  # prompts the load runs never send: no prefix of theirs can match
+REPLAY_REQUESTS = 240
+REPLAY_GAP_SECONDS = 0.02  # the EPP adds a pick's prefix blocks to its index asynchronously
+AGREEMENT_GOAL = 0.90
+MIN_COMPARED = 100  # fewer untied decisions than this is no evidence either way
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +67,52 @@ def fidelity_stack(harness_options: HarnessOptions, run_dir: Path) -> Iterator[S
                               epp_config_file=harness_options.epp_config, fidelity=True)
     with LocalStack(config) as stack:
         yield stack
+
+
+def test_decisions_agree_on_a_sequential_replay(
+        fidelity_stack: Stack, http: httpx.Client, harness_options: HarnessOptions,
+        evidence: Evidence) -> None:
+    """Runs before the load runs (module order), on pods nothing has been sent to."""
+    stack = fidelity_stack
+    upstream = stack.extras["fidelity_epps"][UPSTREAM]
+    ca = Path(upstream["trusted_ca"]) if upstream.get("trusted_ca") else None
+    plan = load_plan(harness_options.target, "routing")
+    specs = generate(sized_shared_prefix(plan, stack, http, REPLAY_SEED))[:REPLAY_REQUESTS]
+    bodies = [build_body(r, stack.model, stream=True, ignore_eos=True) for r in specs]
+    requests = [ReplayRequest(body) for body in bodies]
+    endpoints = endpoints_from_metrics({p.address: http.get(p.metrics_url).text
+                                        for p in stack.pods},
+                                       {p.address: p.name for p in stack.pods})
+    theirs: list[str | None] = []
+    for body, r in zip(bodies, requests, strict=True):
+        try:
+            theirs.append(ext_proc_pick(upstream["address"], ca, body, r.route()))
+        except RuntimeError:  # an immediate response: the EPP refused the request
+            theirs.append(None)
+        time.sleep(REPLAY_GAP_SECONDS)
+    config = stack.scheduler_config or DEFAULT_CONFIG
+    found = agreement(replay(requests, endpoints, config, follow=theirs), theirs)
+    # Negative control on the same decisions: a reference whose state puts every prefix on
+    # the next pod over must disagree, or the measure could not tell schedulers apart.
+    keys = sorted(e.key for e in endpoints)
+    shifted = [keys[(keys.index(t) + 1) % len(keys)] if t in keys else None for t in theirs]
+    control = agreement(replay(requests, endpoints, config, follow=shifted), theirs)
+    rule = ("ties (scheduler_ref's top total shared by several pods) excluded: "
+            f"{found.tied} of {found.requests}; refused {found.refused}")
+    evidence.figure(Figure("fidelity_decision_agreement", found.share or 0.0, "ratio",
+                           baseline=control.share, samples=found.compared,
+                           threshold=f">= {AGREEMENT_GOAL} of untied decisions",
+                           note=f"{rule}; baseline = negative control (prefixes recorded on "
+                                f"the next pod); first disagreements {found.disagreements[:3]}"))
+    if found.compared < MIN_COMPARED:
+        invalid(f"only {found.compared} untied decisions of {found.requests} ({rule}): "
+                f"fewer than {MIN_COMPARED}, no evidence either way")
+    assert control.share is not None and control.share < AGREEMENT_GOAL, (
+        f"negative control agreed on {control.share}: the replay cannot tell schedulers apart")
+    assert found.share is not None and found.share >= AGREEMENT_GOAL, (
+        f"scheduler_ref picked the upstream EPP's pod in {found.agreed} of {found.compared} "
+        f"untied decisions ({found.share:.3f} < {AGREEMENT_GOAL}); first disagreements "
+        f"(index, scheduler_ref, EPP): {found.disagreements[:5]}")
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 """A small emulated Kubernetes API over HTTP, for the real ``kubernetes`` client in tests.
 
-Serves GET/LIST (equality label selectors, all-namespace lists)/POST/PUT/DELETE, merge PATCH
-and JSON PATCH (RFC 6902 add/replace/remove/test) for any ``/api/v1`` or
-``/apis/<group>/<version>`` resource, plus pod logs. Objects are plain dicts keyed by
-(group, plural, namespace, name); versions are not told apart.
+Serves GET/LIST (equality label selectors, all-namespace lists)/POST/PUT/DELETE, merge PATCH,
+JSON PATCH (RFC 6902 add/replace/remove/test) and metadata-only GET (``Accept:
+...;as=PartialObjectMetadata``) for any ``/api/v1`` or ``/apis/<group>/<version>`` resource,
+plus pod logs. Objects are plain dicts keyed by (group, plural, namespace, name); versions
+are not told apart.
 Not served: watch, strategic-merge patch, field selectors, admission.
 """
 
@@ -105,6 +106,7 @@ class Emulator:
         self.objects: dict[Key, Obj] = {}
         self.logs: dict[tuple[str, str, str, bool], str] = {}
         self.requests: list[tuple[str, str]] = []
+        self.secret_data_reads: list[str] = []  # full GETs of a Secret (data included)
         self.controllers: list[Callable[[Obj], None]] = []  # fill in status, like controllers
         self._lock = threading.Lock()
         self._version = 0
@@ -250,7 +252,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._list(group, plural, ns, query.get("labelSelector", ""))
             return
         obj = store.objects.get(key)
-        if method == "GET":
+        metadata_only = "as=PartialObjectMetadata" in self.headers.get("Accept", "")
+        if method == "GET" and obj and metadata_only:
+            self._send(200, {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": obj["metadata"]})
+        elif method == "GET":
+            if obj and plural == "secrets":
+                store.secret_data_reads.append(self.path)
             self._send(200, obj) if obj else self._status(404, "NotFound", f"{plural} {name}")
         elif method == "POST":
             body = self._body()

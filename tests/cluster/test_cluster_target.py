@@ -196,3 +196,22 @@ def test_helm_and_kubectl_reads_name_the_kube_context(tmp_path: Path) -> None:
     assert argv[:3] == ["helm", "--kube-context", "ctx-a"] and "list" in argv
     assert target.view.kubectl_argv("describe", "pod", "p")[:3] == ["kubectl", "--context",
                                                                        "ctx-a"]
+
+
+def test_hf_secret_is_checked_by_metadata_only(emulator: Emulator, tmp_path: Path) -> None:
+    """Presence needs no token in this process: a metadata GET, never the Secret's data."""
+    require_guide_fixtures("v0.3")
+    GuideSeed(emulator, "v0.3", "istio", NS).seed()
+    options = HarnessOptions(target="cluster", gateway="istio", namespace=NS,
+                             guide_version="v0.3", install=False)
+    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
+    target = ClusterTarget(options, tmp_path, kube=kube)
+    assert target.view.hf_secret_problem() is None
+    assert emulator.secret_data_reads == []
+    assert kube.get(RESOURCES["Secret"], "llm-d-hf-token", NS) is not None
+    assert len(emulator.secret_data_reads) == 1, "control: a full read is seen"
+    secret = emulator.find("Secret", "llm-d-hf-token", NS)
+    assert secret is not None
+    emulator.remove(secret)
+    assert target.view.hf_secret_problem() == (
+        f"Secret {NS}/llm-d-hf-token: not found (create it with key HF_TOKEN)")

@@ -87,6 +87,8 @@ def test_decode_patch_keeps_env_and_mounts_and_names_each_pod(emulator: Emulator
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert vllm["volumeMounts"] == old["volumeMounts"]
     assert vllm["imagePullPolicy"] == "IfNotPresent"
+    assert "nvidia.com/gpu" in str(old["resources"])
+    assert vllm["resources"] == {}, "no GPU request left: kind has no GPUs"
 
 
 def test_container_patch_replaces_an_existing_pod_name_and_refuses_a_missing_container() -> None:

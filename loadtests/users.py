@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 from gevent import GreenletExit
@@ -23,7 +24,7 @@ from loadtests.runconfig import LoadSpec, spec_from_json
 from loadtests.samples import Sample
 from loadtests.workloads import RequestSpec, generate
 
-__all__ = ["LLMUser", "RunContext", "context_for"]
+__all__ = ["LLMUser", "RunContext", "context_for", "request_path"]
 
 PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 IDLE_S = 0.5
@@ -41,6 +42,13 @@ class RunContext:
 _CONTEXTS: dict[int, RunContext] = {}
 
 
+def request_path(base_url: str, api: str) -> str:
+    """The endpoint under the base URL's own path: the HTTP client keeps only host and port,
+    and a base URL may carry a prefix (the API server's service proxy serves a Service at
+    ``/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy``)."""
+    return urlsplit(base_url).path.rstrip("/") + PATHS[api]
+
+
 def context_for(env: Environment) -> RunContext:
     """Spec and prompts for this process, built once (on workers after the master's spawn)."""
     ctx = _CONTEXTS.get(id(env))
@@ -48,14 +56,14 @@ def context_for(env: Environment) -> RunContext:
         options = env.parsed_options
         assert options is not None
         spec = spec_from_json(options.ll_spec)
-        path = PATHS[spec.api]
+        path = request_path(spec.base_url, spec.api)
         runner = env.runner
         worker = runner.client_id if isinstance(runner, WorkerRunner) else "local"
         ctx = RunContext(
             spec,
             generate(spec.workload, spec.api),
             path,
-            f"{path} {'stream' if spec.stream else 'no-stream'}",
+            f"{PATHS[spec.api]} {'stream' if spec.stream else 'no-stream'}",
             str(worker),
         )
         _CONTEXTS[id(env)] = ctx

@@ -22,6 +22,6 @@ def test_monitoring_crds_installed(deployed: GuideView) -> None:
 
 
 def test_hf_token_secret_present(deployed: GuideView) -> None:
-    """``llm-d-hf-token`` with key HF_TOKEN exists (its value is never logged)."""
+    """``llm-d-hf-token`` exists (read as metadata only: its value never reaches the harness)."""
     problem = deployed.hf_secret_problem()
     assert_no_problems([problem] if problem else [])

@@ -14,6 +14,7 @@ import pytest
 from fixtures.cluster.paths import guide_fixture_dir, repo_root
 
 from .emulator import Emulator, running_emulator
+from .seed import FAKE_HF_TOKEN
 
 DATA = repo_root() / "tests" / "data"
 NAMESPACE = "llm-d-inference-scheduler"
@@ -45,7 +46,8 @@ def run_deploy_suite(emulator: Emulator, tmp_path: Path, version: str, provider:
     report_dir = tmp_path / "reports"
     env = {k: v for k, v in os.environ.items()
            if k not in ("HF_TOKEN", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
-    env.update(KUBECONFIG=str(kubeconfig),
+    # the user who created the token secret has the token in env; that is what is masked
+    env.update(KUBECONFIG=str(kubeconfig), HF_TOKEN=FAKE_HF_TOKEN,
                LAMPLIGHTER_COMMAND_RECORDINGS=str(DATA / "recordings" / version))
     argv = [sys.executable, "-m", "pytest", "suites/deploy", "--target", "cluster",
             "--gateway", provider, "--guide-version", version, "--no-install",

@@ -1,8 +1,10 @@
 """A small emulated Kubernetes API over HTTP, for the real ``kubernetes`` client in tests.
 
-Serves GET/LIST (equality label selectors, all-namespace lists)/POST/PUT/merge-PATCH/DELETE
-for any ``/api/v1`` or ``/apis/<group>/<version>`` resource, plus pod logs. Objects are
-plain dicts keyed by (group, plural, namespace, name); versions are not told apart.
+Serves GET/LIST (equality label selectors, all-namespace lists)/POST/PUT/DELETE, merge PATCH,
+JSON PATCH (RFC 6902 add/replace/remove/test) and metadata-only GET (``Accept:
+...;as=PartialObjectMetadata``) for any ``/api/v1`` or ``/apis/<group>/<version>`` resource,
+plus pod logs. Objects are plain dicts keyed by (group, plural, namespace, name); versions
+are not told apart.
 Not served: watch, strategic-merge patch, field selectors, admission.
 """
 
@@ -48,6 +50,51 @@ def _merge(base: Any, patch: Any) -> Any:
     return out
 
 
+class PatchFailed(Exception):
+    """A JSON patch op that does not apply (the API server answers 422)."""
+
+
+def _json_patch(doc: Any, ops: Any) -> Any:
+    """RFC 6902 add/replace/remove/test on a copy of ``doc``."""
+    if not isinstance(ops, list):
+        raise PatchFailed("a JSON patch is a list of ops")
+    doc = json.loads(json.dumps(doc))
+    for op in ops:
+        *parents, last = [t.replace("~1", "/").replace("~0", "~")
+                          for t in op["path"].split("/")[1:]]
+        node = doc
+        for token in parents:
+            node = node[int(token)] if isinstance(node, list) else node.get(token)
+            if node is None:
+                raise PatchFailed(f"{op['path']}: parent missing")
+        kind = op["op"]
+        if kind == "test":
+            current = node[int(last)] if isinstance(node, list) else node.get(last)
+            if current != op["value"]:
+                raise PatchFailed(f"test {op['path']}: {current!r} != {op['value']!r}")
+        elif isinstance(node, list):
+            index = len(node) if last == "-" else int(last)
+            if kind == "add":
+                node.insert(index, op["value"])
+            elif kind == "replace":
+                node[index] = op["value"]
+            elif kind == "remove":
+                del node[index]
+            else:
+                raise PatchFailed(f"op {kind!r} not served")
+        elif kind in ("add", "replace"):
+            if kind == "replace" and last not in node:
+                raise PatchFailed(f"replace {op['path']}: missing")
+            node[last] = op["value"]
+        elif kind == "remove":
+            if last not in node:
+                raise PatchFailed(f"remove {op['path']}: missing")
+            node.pop(last)
+        else:
+            raise PatchFailed(f"op {kind!r} not served")
+    return doc
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -59,6 +106,7 @@ class Emulator:
         self.objects: dict[Key, Obj] = {}
         self.logs: dict[tuple[str, str, str, bool], str] = {}
         self.requests: list[tuple[str, str]] = []
+        self.secret_data_reads: list[str] = []  # full GETs of a Secret (data included)
         self.controllers: list[Callable[[Obj], None]] = []  # fill in status, like controllers
         self._lock = threading.Lock()
         self._version = 0
@@ -172,9 +220,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                           "reason": reason, "message": message, "code": code})
 
-    def _body(self) -> Obj:
+    def _raw_body(self) -> Any:
         length = int(self.headers.get("Content-Length", 0))
-        data = json.loads(self.rfile.read(length) or b"{}")
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def _body(self) -> Obj:
+        data = self._raw_body()
         return data if isinstance(data, dict) else {}
 
     def _handle(self, method: str) -> None:
@@ -201,7 +252,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._list(group, plural, ns, query.get("labelSelector", ""))
             return
         obj = store.objects.get(key)
-        if method == "GET":
+        metadata_only = "as=PartialObjectMetadata" in self.headers.get("Accept", "")
+        if method == "GET" and obj and metadata_only:
+            self._send(200, {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": obj["metadata"]})
+        elif method == "GET":
+            if obj and plural == "secrets":
+                store.secret_data_reads.append(self.path)
             self._send(200, obj) if obj else self._status(404, "NotFound", f"{plural} {name}")
         elif method == "POST":
             body = self._body()
@@ -223,6 +280,14 @@ class _Handler(BaseHTTPRequestHandler):
             body.setdefault("status", obj.get("status"))
             body["metadata"]["creationTimestamp"] = obj["metadata"]["creationTimestamp"]
             self._send(200, store.put(body))
+        elif (method == "PATCH"
+              and self.headers.get("Content-Type") == "application/json-patch+json"):
+            try:
+                patched = _json_patch(obj, self._raw_body())
+            except (PatchFailed, KeyError, IndexError, ValueError, TypeError) as e:
+                self._status(422, "Invalid", str(e))
+                return
+            self._send(200, store.put(patched))
         elif method == "PATCH":
             self._send(200, store.put(_merge(obj, self._body())))
         elif method == "DELETE":

@@ -16,6 +16,7 @@ from fixtures.cluster import ClusterError, KubeError
 from fixtures.cluster.commands import CommandResult, RecordedRunner
 from fixtures.cluster.kube import RESOURCES, KubeClient, Resource
 from fixtures.cluster.paths import guide_fixture_dir
+from fixtures.cluster.portforward import ApiServerProxy, PortForward
 from fixtures.options import HarnessOptions
 from fixtures.targets.cluster import ClusterTarget
 
@@ -196,3 +197,49 @@ def test_helm_and_kubectl_reads_name_the_kube_context(tmp_path: Path) -> None:
     assert argv[:3] == ["helm", "--kube-context", "ctx-a"] and "list" in argv
     assert target.view.kubectl_argv("describe", "pod", "p")[:3] == ["kubectl", "--context",
                                                                        "ctx-a"]
+
+
+def test_hf_secret_is_checked_by_metadata_only(emulator: Emulator, tmp_path: Path) -> None:
+    """Presence needs no token in this process: a metadata GET, never the Secret's data."""
+    require_guide_fixtures("v0.3")
+    GuideSeed(emulator, "v0.3", "istio", NS).seed()
+    options = HarnessOptions(target="cluster", gateway="istio", namespace=NS,
+                             guide_version="v0.3", install=False)
+    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
+    target = ClusterTarget(options, tmp_path, kube=kube)
+    assert target.view.hf_secret_problem() is None
+    assert emulator.secret_data_reads == []
+    assert kube.get(RESOURCES["Secret"], "llm-d-hf-token", NS) is not None
+    assert len(emulator.secret_data_reads) == 1, "control: a full read is seen"
+    secret = emulator.find("Secret", "llm-d-hf-token", NS)
+    assert secret is not None
+    emulator.remove(secret)
+    assert target.view.hf_secret_problem() == (
+        f"Secret {NS}/llm-d-hf-token: not found (create it with key HF_TOKEN)")
+
+
+def test_baseline_is_reached_through_the_api_servers_service_proxy(
+        emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``port-forward service/...`` tunnels to one pod; the service proxy picks an endpoint per
+    request, so the baseline spreads over the decode pods as a Service does."""
+    require_guide_fixtures("v0.3")
+    GuideSeed(emulator, "v0.3", "istio", NS).seed()
+    monkeypatch.delenv("LAMPLIGHTER_BASELINE_URL", raising=False)
+    started: list[list[str]] = []
+
+    def start(self: ApiServerProxy, timeout: float, interval: float = 0.5) -> str:
+        started.append(self.argv())
+        return "http://127.0.0.1:8001"
+
+    monkeypatch.setattr(ApiServerProxy, "start", start)
+    monkeypatch.setattr(PortForward, "start", lambda *a, **k: pytest.fail("port-forward"))
+    options = HarnessOptions(target="cluster", gateway="istio", namespace=NS,
+                             guide_version="v0.3", install=False, kube_context="ctx")
+    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
+    target = ClusterTarget(options, tmp_path, kube=kube)
+    url = target.baseline_url()
+    name = f"lamplighter-baseline-{target.profile.postfix}"
+    assert url == f"http://127.0.0.1:8001/api/v1/namespaces/{NS}/services/{name}:80/proxy"
+    assert started and started[0][:4] == ["kubectl", "--context", "ctx", "proxy"]
+    target.down()
+    assert emulator.find("Service", name, NS) is None

@@ -65,6 +65,7 @@ def test_seeded_defects_fail_the_matching_tests_with_diagnostics(emulator: Emula
     assert "NotAllowedByListeners" in (bundle / "status/httproute.yaml").read_text()
     assert not (bundle / "collect-errors.txt").exists()
     _assert_no_token(run.run_dir)
+    assert emulator.secret_data_reads == [], "the HF secret is checked by metadata only"
 
 
 def _assert_no_token(root: Path) -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.cluster import ClusterError, KubeError
 from fixtures.cluster.commands import RecordedRunner
-from fixtures.cluster.kube import KubeClient
+from fixtures.cluster.kube import RESOURCES, KubeClient
+from fixtures.cluster.patches import DOWNWARD_API_ENV, container_patch
 from fixtures.options import HarnessOptions
 from fixtures.targets.kind import KindTarget
 
@@ -59,6 +61,70 @@ def test_decode_pods_run_the_simulator(emulator: Emulator, tmp_path: Path) -> No
     assert vllm["command"] == _image_entrypoint(), "the patch must run what the image has"
     assert "8200" in vllm["args"] and "--enable-admin" in vllm["args"]
     assert dep["spec"]["template"]["spec"]["initContainers"][0]["name"] == "routing-proxy"
+
+
+def test_decode_patch_keeps_env_and_mounts_and_names_each_pod(emulator: Emulator,
+                                                              tmp_path: Path) -> None:
+    """The guide's env and volume mounts stay; POD_NAME/POD_NAMESPACE come from the downward
+    API, so each simulator answers with its own pod name (not the ``sim-0`` fallback)."""
+    require_guide_fixtures("v0.3")
+    seed = GuideSeed(emulator, "v0.3", "istio", "ns").seed()
+    before = emulator.find("Deployment", seed.profile.decode_deployment, "ns")
+    assert before is not None
+    (old,) = before["spec"]["template"]["spec"]["containers"]
+    assert {"name": "UCX_TLS", "value": "cuda_ipc,cuda_copy,tcp"} in old["env"]
+    assert old["volumeMounts"], "control: the guide's container mounts something"
+    options = HarnessOptions(target="kind", gateway="istio", namespace="ns",
+                             guide_version="v0.3", install=False)
+    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
+    KindTarget(options, tmp_path, kube=kube, runner=_runner(tmp_path, "")).simulate_decode()
+    dep = emulator.find("Deployment", seed.profile.decode_deployment, "ns")
+    assert dep is not None
+    (vllm,) = dep["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in vllm["env"]}
+    assert env["UCX_TLS"] == {"name": "UCX_TLS", "value": "cuda_ipc,cuda_copy,tcp"}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert vllm["volumeMounts"] == old["volumeMounts"]
+    assert vllm["imagePullPolicy"] == "IfNotPresent"
+    assert "nvidia.com/gpu" in str(old["resources"])
+    assert vllm["resources"] == {}, "no GPU request left: kind has no GPUs"
+
+
+def test_container_patch_replaces_an_existing_pod_name_and_refuses_a_missing_container() -> None:
+    dep = {"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [
+        {"name": "proxy"}, {"name": "vllm", "env": [{"name": "POD_NAME", "value": "x"},
+                                                     {"name": "A", "value": "1"}]}]}}}}
+    ops = container_patch(dep, "vllm", {"image": "i"}, DOWNWARD_API_ENV)
+    assert ops[0] == {"op": "test", "path": "/spec/template/spec/containers/1/name",
+                      "value": "vllm"}
+    assert ops[1] == {"op": "add", "path": "/spec/template/spec/containers/1/image",
+                      "value": "i"}
+    assert [e["name"] for e in ops[-1]["value"]] == ["A", "POD_NAME", "POD_NAMESPACE"]
+    with pytest.raises(ClusterError, match=r"Deployment d: no container 'vllm' "
+                                           r"\(containers: \['proxy'\]\)"):
+        container_patch({"metadata": {"name": "d"}, "spec": {"template": {"spec": {
+            "containers": [{"name": "proxy"}]}}}}, "vllm", {})
+
+
+def test_a_reordered_container_list_fails_the_patch_instead_of_patching_another(
+        emulator: Emulator, tmp_path: Path) -> None:
+    """The ``test`` op guards the index: the API server refuses the whole patch."""
+    require_guide_fixtures("v0.3")
+    seed = GuideSeed(emulator, "v0.3", "istio", "ns").seed()
+    dep = emulator.find("Deployment", seed.profile.decode_deployment, "ns")
+    assert dep is not None
+    ops = container_patch(dep, "vllm", {"image": "i"})
+    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
+    containers = dep["spec"]["template"]["spec"]["containers"]
+    containers.insert(0, {"name": "other", "image": "o"})
+    emulator.put(dep)
+    with pytest.raises(KubeError, match="HTTP 422"):
+        kube.json_patch(RESOURCES["Deployment"], seed.profile.decode_deployment, ops, "ns")
+    after = emulator.find("Deployment", seed.profile.decode_deployment, "ns")
+    assert after is not None
+    images = [c["image"] for c in after["spec"]["template"]["spec"]["containers"]]
+    assert images[0] == "o" and "i" not in images, "nothing was patched"
 
 
 def test_deploy_installs_once_for_deploy_suite_and_stack(emulator: Emulator, tmp_path: Path,

@@ -80,3 +80,19 @@ def test_malformed_profile_and_provider_name_file_and_field(
         load_provider("istio")
     with pytest.raises(ProfileError, match=r"no gateway provider 'gkee' \(have: \['istio'\]\)"):
         load_provider("gkee")
+
+
+def test_v05_pool_selector_is_the_guides_match_labels() -> None:
+    """The guide's gaie values (v0.5) select on both labels; a selector without
+    ``llm-d.ai/guide`` would pass pods of another guide sharing the namespace, and decode
+    labels without it would fail ``pool_selector_problems`` on a correct install."""
+    profile = load_profile("v0.5", "istio")
+    upstream = {"llm-d.ai/inference-serving": "true", "llm-d.ai/guide": "inference-scheduling"}
+    assert profile.pool_selector == upstream
+    assert upstream.items() <= profile.decode_labels.items()
+    pool = {"metadata": {"name": profile.pool_name},
+            "spec": {"selector": {"matchLabels": upstream}}}
+    pod = {"metadata": {"name": "decode-0", "labels": {**upstream, "llm-d.ai/role": "decode"}}}
+    assert pool_selector_problems(pool, [pod], profile) == []
+    other = {"metadata": {"name": "other-0", "labels": {"llm-d.ai/inference-serving": "true"}}}
+    assert pool_selector_problems(pool, [other], profile), "control: a pod of no guide fails"

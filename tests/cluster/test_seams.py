@@ -13,7 +13,7 @@ import pytest
 
 from fixtures.cluster import CommandError, WaitTimeout
 from fixtures.cluster.commands import RecordedRunner, SubprocessRunner
-from fixtures.cluster.portforward import PortForward
+from fixtures.cluster.portforward import ApiServerProxy, PortForward, service_proxy_url
 from fixtures.cluster.redact import MASK, mask_secret_env, register_secret
 from fixtures.cluster.timeouts import timeouts_for
 from fixtures.cluster.waits import converge, wait_for
@@ -78,6 +78,35 @@ def test_port_forward_command_and_wait(tmp_path: Path) -> None:
     assert argv[:7] == ["kubectl", "--context", "kind-x", "-n", "ns", "port-forward",
                         "service/gw-istio"]
     assert argv[7] == f"{port}:80"
+
+
+def test_api_server_proxy_command_wait_and_service_url(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        runner = RecordedRunner(DATA / "recordings" / "v0.3", tmp_path / "calls.jsonl")
+        proxy = ApiServerProxy(runner, tmp_path / "proxy.log", kube_context="kind-x",
+                               local_port=port)
+        base = proxy.start(timeout=2)
+        proxy.stop()
+    assert base == f"http://127.0.0.1:{port}"
+    argv = json.loads((tmp_path / "calls.jsonl").read_text())["argv"]
+    assert argv == ["kubectl", "--context", "kind-x", "proxy", f"--port={port}",
+                    "--address=127.0.0.1", r"--accept-hosts=^127\.0\.0\.1$"]
+    assert service_proxy_url(base, "ns", "svc", 80) == \
+        f"{base}/api/v1/namespaces/ns/services/svc:80/proxy"
+
+
+def test_a_tunnel_whose_port_never_opens_times_out_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as holder:  # a port nobody listens on
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        runner = RecordedRunner(DATA / "recordings" / "v0.3", tmp_path / "calls.jsonl")
+        proxy = ApiServerProxy(runner, tmp_path / "proxy.log", local_port=port)
+        with pytest.raises(WaitTimeout, match=r"proxy \(API server\)"):
+            proxy.start(timeout=0.3, interval=0.05)
+        proxy.stop()
 
 
 def test_spawned_command_and_its_children_are_stopped(tmp_path: Path) -> None:

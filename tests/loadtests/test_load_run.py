@@ -166,3 +166,24 @@ def test_against_real_simulator(real_simulator: Server, tmp_path: Path) -> None:
     assert all(s.prompt_tokens == 80 and s.completion_tokens == 8 for s in res.samples)
     # 4 groups x 64-token prefix: every group's later prompts hit its cached prefix blocks
     assert res.summary["hit_rate"] and res.summary["hit_rate"] > 0.3
+
+
+PROXY_PREFIX = "/api/v1/namespaces/ns/services/lamplighter-baseline:80/proxy"
+
+
+def test_a_base_url_with_a_path_is_kept(tmp_path: Path) -> None:
+    """The cluster baseline is the API server's service proxy: requests go under its path
+    (the server answers 404 anywhere else, so a client that drops the path fails)."""
+    argv = sse_server_argv("--prefix", PROXY_PREFIX)
+    with serving("sse-prefixed", argv, tmp_path / "server") as server:
+        result = run_load(
+            LoadSpec(base_url=server.url + PROXY_PREFIX + "/", model="m", workload=WL,
+                     users=2, max_requests=10, duration_s=20),
+            tmp_path / "load",
+        )
+        served = httpx.get(server.url + "/server_stats").json()["requests"]
+    assert result.exit_code == 0, result.log_path.read_text()[-2000:]
+    assert len(result.samples) == 10 and all(s.ok for s in result.samples), [
+        s.error for s in result.samples if not s.ok]
+    assert {s.url for s in result.samples} == {PROXY_PREFIX + "/v1/completions"}
+    assert served == 10

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from sched_support import DATA
 
 from scheduler_ref.config import load_config_file
-import pytest
-
 from scheduler_ref.replay import (
     ReplayRequest,
     agreement,
@@ -99,7 +98,7 @@ def test_refusals_on_either_side_are_counted_apart() -> None:
 
 
 def test_following_an_unknown_endpoint_is_an_error_naming_it() -> None:
-    with pytest.raises(ValueError, match="10.9.9.9:1"):
+    with pytest.raises(ValueError, match=r"10\.9\.9\.9:1"):
         replay([_completion("z" * 100)], quiescent_endpoints(PODS), follow=["10.9.9.9:1"])
     with pytest.raises(ValueError, match="1 picks for 2 requests"):
         replay([_completion("a"), _completion("b")], quiescent_endpoints(PODS), follow=[None])

@@ -99,11 +99,21 @@ def test_fail_open_serves_nothing_without_a_destination_and_says_so(tmp_path: Pa
     assert answer.status_code in (500, 503) and elapsed < 5, (answer.status_code, elapsed)
 
 
-def test_tls_to_the_epp_routes_like_plaintext(tmp_path: Path) -> None:
-    with LocalStack(LocalStackConfig(log_dir=tmp_path, pods=1, epp_tls=True)) as stack:
+def test_envoy_talks_tls_to_the_epp_by_default(local: LocalStack) -> None:
+    stack = local.stack
+    assert stack is not None and stack.extras["epp_tls"] is True
+    bootstrap = (local.config.log_dir / "envoy.yaml").read_text()
+    assert "envoy.transport_sockets.tls" in bootstrap
+    assert "--secure-serving=true" in (local.config.log_dir / "scheduler_ref.log").read_text()
+    assert _post(stack.gateway_url, stack).status_code == 200
+
+
+def test_plaintext_to_the_epp_routes_like_tls(tmp_path: Path) -> None:
+    with LocalStack(LocalStackConfig(log_dir=tmp_path, pods=1, epp_tls=False)) as stack:
         answer = _post(stack.gateway_url, stack)
     assert answer.status_code == 200, answer.text
-    assert "--secure-serving=true" in (tmp_path / "scheduler_ref.log").read_text()
+    assert "--secure-serving=false" in (tmp_path / "scheduler_ref.log").read_text()
+    assert "transport_socket" not in (tmp_path / "envoy.yaml").read_text()
 
 
 @pytest.mark.slow

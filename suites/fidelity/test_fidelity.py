@@ -20,10 +20,11 @@ import pytest
 from fixtures.comparison import RoutedRun, compare_gateways
 from fixtures.localstack import LocalStack, LocalStackConfig
 from fixtures.options import HarnessOptions
+from fixtures.outcomes import Invalid
 from fixtures.plans import load_plan, sized_shared_prefix
 from fixtures.plugin import Evidence, Figure
 from fixtures.stack import Stack
-from fixtures.support import invalid, not_supported
+from fixtures.support import not_supported
 from fixtures.tools import is_cached
 from loadtests.locality import balance, stickiness
 from loadtests.stats import metric_values, percentiles
@@ -65,9 +66,9 @@ def runs(fidelity_stack: Stack, http: httpx.Client, harness_options: HarnessOpti
     for label, run in found.items():
         errors = [s for s in run.result.samples if not s.ok]
         if errors or not run.result.validity.valid:
-            invalid(f"{label}: {len(errors)} failed requests of {len(run.result.samples)}, "
-                    f"run valid={run.result.validity.valid}: no evidence either way "
-                    f"(log {run.result.log_path})")
+            raise Invalid(f"{label}: {len(errors)} failed requests of "
+                          f"{len(run.result.samples)}, run valid={run.result.validity.valid}: "
+                          f"no evidence either way (log {run.result.log_path})")
     return found
 
 

@@ -20,7 +20,6 @@ import pytest
 from fixtures.comparison import RoutedRun, compare_gateways
 from fixtures.localstack import LocalStack, LocalStackConfig
 from fixtures.options import HarnessOptions
-from fixtures.outcomes import Invalid
 from fixtures.plans import load_plan, sized_shared_prefix
 from fixtures.plugin import Evidence, Figure
 from fixtures.stack import Stack
@@ -57,19 +56,13 @@ def fidelity_stack(harness_options: HarnessOptions, run_dir: Path) -> Iterator[S
 @pytest.fixture(scope="module")
 def runs(fidelity_stack: Stack, http: httpx.Client, harness_options: HarnessOptions,
          run_dir: Path) -> dict[str, RoutedRun]:
+    """One run through each scheduler; either run unhealthy makes every test *invalid*."""
     stack = fidelity_stack
     gateways = stack.extras["fidelity_gateways"]
     plan = load_plan(harness_options.target, "routing")
     workload = sized_shared_prefix(plan, stack, http, SEED)
-    found = compare_gateways(stack, http, workload, plan, run_dir / "load" / "fidelity",
-                             {REF: gateways[REF], UPSTREAM: gateways[UPSTREAM]})
-    for label, run in found.items():
-        errors = [s for s in run.result.samples if not s.ok]
-        if errors or not run.result.validity.valid:
-            raise Invalid(f"{label}: {len(errors)} failed requests of "
-                          f"{len(run.result.samples)}, run valid={run.result.validity.valid}: "
-                          f"no evidence either way (log {run.result.log_path})")
-    return found
+    return compare_gateways(stack, http, workload, plan, run_dir / "load" / "fidelity",
+                            {REF: gateways[REF], UPSTREAM: gateways[UPSTREAM]})
 
 
 def _who(stack: Stack) -> str:

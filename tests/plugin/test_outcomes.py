@@ -135,3 +135,29 @@ def test_ttft(comparison):
     assert report["summary"]["result"] == "invalid"
     assert report["summary"]["invalid"] == 2 and report["summary"]["failed"] == 0
     assert all("error ratio 3/200" in t["message"] for t in _tests(report).values())
+
+
+def test_a_figure_carries_its_interval_and_outcome_into_the_report(
+        pytester: pytest.Pytester) -> None:
+    figure_test = '''
+from fixtures.outcomes import settle
+from fixtures.plugin import Figure
+from fixtures.statistics import at_most, bootstrap_percentile_ratio
+
+def test_ratio(evidence):
+    ratio = bootstrap_percentile_ratio([1.0] * 40 + [3.0] * 10, [2.0] * 50, 90, seed=1)
+    outcome = at_most(ratio, 0.5)
+    evidence.figure(Figure("ttft_p90_seconds", 3.0, "s", baseline=2.0, threshold="<= 0.5",
+                           interval=ratio.to_dict(), outcome=outcome,
+                           trials=[{"trial": 1, "seed": 1, "outcome": "inconclusive"}]))
+    settle(outcome, ratio.describe())
+'''
+    result, report, _ = _run(pytester, {"test_a": figure_test})
+    (figure,) = report["locality"]
+    assert figure["outcome"] == "failed"
+    assert figure["interval"]["samples"] == [50, 50]
+    assert figure["interval"]["low"] > 0.5
+    assert figure["interval"]["confidence"] == 0.95
+    assert figure["trials"] == [{"trial": 1, "seed": 1, "outcome": "inconclusive"}]
+    assert report["summary"]["result"] == "failed"
+    assert "p90 ratio" in result.stdout.str()

@@ -212,3 +212,16 @@ def test_load_without_slo_fails_when_any_request_failed(tmp_path: Path, capsys) 
     assert code == 1, printed
     assert "outcome: failed" in printed
     assert "3 of 12 requests failed (first: status 503" in printed
+
+
+def test_a_stream_cut_before_done_is_a_failed_request(tmp_path: Path, capsys) -> None:
+    argv = sse_server_argv("--truncate-every", "3")
+    with serving("sse-server-truncating", argv, tmp_path / "server") as server:
+        code = _load_without_slo(server.url, tmp_path / "cut")
+    printed = capsys.readouterr().out
+    assert code == 1, printed
+    assert "4 of 12 requests failed" in printed and "stream ended before [DONE]" in printed
+    samples = [json.loads(line) for line in
+               (tmp_path / "cut" / "samples.jsonl").read_text().splitlines()]
+    cut = [s for s in samples if s["error"] == "stream ended before [DONE]"]
+    assert len(cut) == 4 and all(s["status"] == 200 for s in cut)

@@ -22,7 +22,9 @@ from fixtures.plugin import Evidence, Figure
 from fixtures.routing_verdicts import (
     CONTROL_TTFT_TOLERANCE,
     MAX_TTFT_P90_RATIO,
+    TTFT_P90_SAMPLES,
     control_ttft,
+    steady_ttft,
     trial_record,
     ttft_p90_ratio,
 )
@@ -145,21 +147,26 @@ def test_load_stays_balanced(shared_prefix_comparison: Comparison, evidence: Evi
 
 def test_ttft_p90_at_most_half_of_round_robin(shared_prefix_comparison: Comparison,
                                               evidence: Evidence) -> None:
-    """The p90 TTFT ratio's 95 % bootstrap interval must lie at or below 0.5.
+    """The steady-state p90 TTFT ratio's 95 % bootstrap interval must lie at or below 0.5.
 
-    Failed only when the whole interval is above 0.5; inconclusive when it still straddles
-    0.5 after the repeat budget.
+    Each prefix group's first request is left out on both sides (a cold miss whichever
+    router picks); failed only when the whole interval is above 0.5; inconclusive when it
+    still straddles 0.5 after the repeat budget.
     """
     c = shared_prefix_comparison
-    sched_p90, base_p90 = (percentiles(metric_values(run.result.samples, "ttft"), (90,))["p90"]
-                           for run in (c.scheduler, c.baseline))
+    sched_p90, base_p90 = (percentiles(ttft, (90,))["p90"] for ttft in steady_ttft(c))
+    all_p90 = [percentiles(metric_values(run.result.samples, "ttft"), (90,))["p90"]
+               for run in (c.scheduler, c.baseline)]
     judged = ttft_p90_ratio(c)
     evidence.figure(Figure("ttft_p90_seconds", sched_p90, "s", baseline=base_p90,
                            threshold=f"{judged.threshold} x baseline",
                            samples=judged.interval.samples[0], workload=_describe(c),
+                           note=f"{TTFT_P90_SAMPLES}; over all requests {all_p90[0]:.4f} s "
+                                f"(baseline {all_p90[1]:.4f} s)",
                            interval=judged.interval.to_dict(), outcome=judged.outcome,
                            trials=trial_record(c, ttft_p90_ratio)))
-    settle(judged.outcome, f"TTFT p90 scheduler/round robin: {judged.interval.describe()} "
+    settle(judged.outcome, f"steady-state TTFT p90 scheduler/round robin: "
+                           f"{judged.interval.describe()} "
                            f"against <= {MAX_TTFT_P90_RATIO} (scheduler {sched_p90 * 1e3:.0f} "
                            f"ms, round robin {base_p90 * 1e3:.0f} ms){_repeated(c)}")
 

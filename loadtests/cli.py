@@ -1,7 +1,8 @@
 """``lamplighter load``: drive load at a stack, judge it against an SLO file, write a report.
 
-Exit status: 0 passed (or valid, without ``--slo``), 1 failed, 3 invalid (CPU warning or
-achieved rate < 95% of target), 2 configuration error (the message names the field).
+Exit status: 0 passed (without ``--slo``: valid and every measured request succeeded), 1
+failed (without ``--slo``: any measured request failed), 3 invalid (CPU warning or achieved
+rate < 95% of target), 2 configuration error (the message names the field).
 ``--target both`` runs the baseline (round robin) and the gateway on the same seed and
 plots them side by side; the verdict is the gateway's.
 """
@@ -257,8 +258,11 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(slo, main.samples, main.validity) if slo else None
     for name, result in results.items():
         print_table(name, result, report if name == main_name else None)
-    outcome = report.outcome if report else ("passed" if main.validity.valid else "invalid")
+    failures = _failed_requests(main)
+    outcome = report.outcome if report else _outcome_without_slo(main, failures)
     lines = [v.describe() for v in report.verdicts] if report else []
+    if not report and failures:
+        lines.append(failures)
     lines += [
         f"invalid: {r}" for r in (report.invalid_reasons if report else main.validity.reasons)
     ]
@@ -267,8 +271,28 @@ def run(args: argparse.Namespace) -> int:
     )
     if report:
         (out / "verdict.json").write_text(json.dumps(report.to_dict(), indent=2))
+    if not report and failures:
+        print(failures)
     print(f"\noutcome: {outcome}   report: {html}")
     return EXIT[outcome]
+
+
+def _failed_requests(result: LoadResult) -> str:
+    """``"FAIL 3 of 24 requests failed (first: ...)"``, or "" when every one succeeded."""
+    measured = [s for s in result.samples if not s.warmup]
+    failed = [s for s in measured if not s.ok]
+    if not failed:
+        return ""
+    first = failed[0]
+    return (f"FAIL {len(failed)} of {len(measured)} requests failed (first: status "
+            f"{first.status}, {first.error or 'no error text'})")
+
+
+def _outcome_without_slo(result: LoadResult, failures: str) -> str:
+    """No SLO file: any failed request fails the run; an unhealthy run is invalid."""
+    if failures:
+        return "failed"
+    return "passed" if result.validity.valid else "invalid"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,6 +70,7 @@ def send_request(
             sample.error = f"HTTP {sample.status}: {_error_message(resp.read())}"
         elif sample.stream:
             usage = None
+            done = False
             readline = resp.readline
             while True:
                 line = readline(b"\n")
@@ -79,6 +80,7 @@ def send_request(
                     continue
                 data = line[5:].strip()
                 if data == b"[DONE]":
+                    done = True
                     break
                 obj = json.loads(data)
                 if is_content_chunk(obj):
@@ -87,6 +89,8 @@ def send_request(
                     usage = obj["usage"]
             apply_usage(sample, usage)
             resp.read()  # drain to the end of the chunked body so the connection is reusable
+            if not done:  # a cut stream is not a completed request, however fast it was
+                sample.error = "stream ended before [DONE]"
         else:
             obj = json.loads(resp.read())
             times.append(perf())

@@ -6,8 +6,8 @@ Schema (YAML)::
     kind: SLO
     metadata: {name: local-interactive}
     spec:
-      minSamples: 200          # fewer measured (non-warm-up) requests -> run invalid
-      maxErrorRatio: 0.0       # failed / all measured requests
+      minSamples: 200          # fewer successful measured (non-warm-up) requests -> invalid
+      maxErrorRatio: 0.0       # failed / all measured requests (default 0: none allowed)
       thresholds:              # metric in ttft, tpot, itl, e2e, ntpot; seconds
       - {metric: ttft, percentile: 90, max: 0.5}
       - {metric: itl, percentile: 99, max: 0.05}
@@ -63,8 +63,8 @@ class Threshold:
 class SloSpec:
     name: str
     thresholds: tuple[Threshold, ...]
-    min_samples: int = 0
-    max_error_ratio: float | None = None
+    min_samples: int = 0  # successful measured requests needed for a verdict
+    max_error_ratio: float = 0.0
     goodput_min_ratio: float | None = None
     goodput_bounds: dict[str, float] = field(default_factory=dict)
 
@@ -161,9 +161,7 @@ def parse_slo(data: Any, source: str = "slo") -> SloSpec:
     min_samples = spec.get("minSamples", 0)
     if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 0:
         raise c.fail("spec.minSamples", f"expected a non-negative integer, got {min_samples!r}")
-    max_err = spec.get("maxErrorRatio")
-    if max_err is not None:
-        max_err = c.number(max_err, "spec.maxErrorRatio", 0.0, 1.0)
+    max_err = c.number(spec.get("maxErrorRatio", 0.0), "spec.maxErrorRatio", 0.0, 1.0)
     raw_thresholds = spec.get("thresholds", [])
     if not isinstance(raw_thresholds, list):
         raise c.fail("spec.thresholds", "expected a list")
@@ -221,19 +219,17 @@ def evaluate(
     """Check every threshold on the measured (non-warm-up) samples; invalid runs get no verdict."""
     measured = [s for s in samples if not s.warmup]
     ok = [s for s in measured if s.ok]
-    verdicts = []
-    if spec.max_error_ratio is not None:
-        ratio = (len(measured) - len(ok)) / len(measured) if measured else 0.0
-        verdicts.append(
-            Verdict(
-                "error_ratio",
-                None,
-                spec.max_error_ratio,
-                ratio,
-                len(measured),
-                ratio <= spec.max_error_ratio,
-            )
+    ratio = (len(measured) - len(ok)) / len(measured) if measured else 0.0
+    verdicts = [
+        Verdict(
+            "error_ratio",
+            None,
+            spec.max_error_ratio,
+            ratio,
+            len(measured),
+            ratio <= spec.max_error_ratio,
         )
+    ]
     for t in spec.thresholds:
         values = metric_values(measured, t.metric)
         value = float(np.percentile(values, t.percentile)) if values else None
@@ -261,9 +257,10 @@ def evaluate(
             )
         )
     reasons = list(validity.reasons) if validity else []
-    if len(measured) < spec.min_samples:
+    if len(ok) < spec.min_samples:
         reasons.append(
-            f"only {len(measured)} measured requests, SLO needs minSamples {spec.min_samples}"
+            f"only {len(ok)} successful measured requests (of {len(measured)}), SLO needs "
+            f"minSamples {spec.min_samples}"
         )
     valid = not reasons
     passed = all(v.passed for v in verdicts) if valid else None

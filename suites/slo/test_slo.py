@@ -2,8 +2,8 @@
 
 The SLO file is ``--slo`` or ``fixtures/slo/<target>.yaml``; the workload is the plan's
 shared-prefix shape sized from the pods' KV capacity. A run Locust flagged (CPU warning,
-achieved rate under 95% of target) is reported *invalid*: no evidence either way, so never
-passed; it fails the run as a failure does.
+achieved rate under 95% of target) is reported *invalid* (``fixtures.outcomes.Invalid``): no
+evidence either way, so never passed; it fails the run as a failure does.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from fixtures.options import HarnessOptions
+from fixtures.outcomes import Invalid
 from fixtures.plans import load_plan, sized_shared_prefix
 from fixtures.plugin import Evidence
 from fixtures.stack import Stack
-from fixtures.support import invalid
 from loadtests.api import LoadSpec, run_load
 from loadtests.slo import evaluate, load_slo
 
@@ -44,6 +44,6 @@ def test_latency_slo_through_gateway(stack: Stack, http: httpx.Client,
                    "source": str(slo_path)} for v in report.verdicts])
     table = "\n".join(v.describe() for v in report.verdicts)
     if not report.valid:
-        invalid(f"invalid run (not evidence either way): {'; '.join(report.invalid_reasons)}"
-                f"\n{table}")
+        raise Invalid(f"invalid run (not evidence either way): "
+                      f"{'; '.join(report.invalid_reasons)}\n{table}")
     assert report.passed, f"SLO {report.name} ({slo_path}) not met:\n{table}"

@@ -96,6 +96,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
         await resp.write(chunk(" tok"))
         if i == 0:
             state.ttfts.append(time.perf_counter() - t_recv)
+            if args.truncate_every and state.requests % args.truncate_every == 0:
+                await resp.write_eof()  # a clean end of the body, but no [DONE]
+                return resp
     await resp.write(chunk(None, with_usage=True))
     await resp.write(b"data: [DONE]\n\n")
     await resp.write_eof()
@@ -120,6 +123,8 @@ def main() -> None:
     p.add_argument("--fail-every", type=int, default=0)
     p.add_argument("--prefix", default="",
                    help="serve the OpenAI routes only under this path (a proxied Service)")
+    p.add_argument("--truncate-every", type=int, default=0,
+                   help="every Nth stream ends after its first chunk, without [DONE]")
     args = p.parse_args()
     app = web.Application()
     app["state"] = State(args)

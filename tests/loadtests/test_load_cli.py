@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from load_helpers import Server
+from load_helpers import Server, sse_server_argv
 
+from fixtures.serving import serving
 from loadtests.cli import main
 
 pytestmark = pytest.mark.timeout(90)
@@ -188,3 +189,39 @@ def test_config_errors_exit_2_naming_the_problem(
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def _load_without_slo(url: str, out: Path) -> int:
+    return main(["load", "--url", url, "--model", "m", *WORKLOAD, "--users", "2",
+                 "--max-requests", "12", "--out", str(out)])
+
+
+def test_load_without_slo_passes_when_every_request_succeeds(
+        sse_server: Server, tmp_path: Path, capsys) -> None:
+    code = _load_without_slo(sse_server.url, tmp_path / "ok")
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "outcome: passed" in printed
+
+
+def test_load_without_slo_fails_when_any_request_failed(tmp_path: Path, capsys) -> None:
+    argv = sse_server_argv("--fail-every", "4")
+    with serving("sse-server-failing", argv, tmp_path / "server") as server:
+        code = _load_without_slo(server.url, tmp_path / "failing")
+    printed = capsys.readouterr().out
+    assert code == 1, printed
+    assert "outcome: failed" in printed
+    assert "3 of 12 requests failed (first: status 503" in printed
+
+
+def test_a_stream_cut_before_done_is_a_failed_request(tmp_path: Path, capsys) -> None:
+    argv = sse_server_argv("--truncate-every", "3")
+    with serving("sse-server-truncating", argv, tmp_path / "server") as server:
+        code = _load_without_slo(server.url, tmp_path / "cut")
+    printed = capsys.readouterr().out
+    assert code == 1, printed
+    assert "4 of 12 requests failed" in printed and "stream ended before [DONE]" in printed
+    samples = [json.loads(line) for line in
+               (tmp_path / "cut" / "samples.jsonl").read_text().splitlines()]
+    cut = [s for s in samples if s["error"] == "stream ended before [DONE]"]
+    assert len(cut) == 4 and all(s["status"] == 200 for s in cut)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.locality import balance, stickiness, usage_hit_rate
+from loadtests.locality import after_first_of_each_group, balance, stickiness, usage_hit_rate
 from loadtests.samples import Sample
 
 
@@ -34,3 +34,12 @@ def test_stickiness_and_balance() -> None:
     assert bal is not None
     assert bal.per_pod == {"a": 3, "b": 5, "c": 0}
     assert bal.max_share == pytest.approx(5 / 8)
+
+
+def test_after_first_of_each_group_leaves_out_each_groups_earliest_request() -> None:
+    samples = [_sample(i, f"g{i % 2}", "a") for i in range(6)]
+    for s, start in zip(samples, (5.0, 1.0, 2.0, 3.0, 4.0, 0.5), strict=True):
+        s.start = start
+    later = after_first_of_each_group(samples)
+    assert sorted(s.request_id for s in later) == [0, 1, 3, 4]  # g0 from 2, g1 from 5 left out
+    assert after_first_of_each_group([]) == []

@@ -101,3 +101,21 @@ def test_warmup_samples_are_excluded() -> None:
     late = Sample(999, "g", "completions", True, "/", 0.0, ttft_s=9.0, status=200, warmup=True)
     samples = [*_samples(250, 0.1), late]
     assert evaluate(spec, samples, Validity()).passed is True
+
+
+def test_max_error_ratio_defaults_to_zero() -> None:
+    doc = _doc()
+    doc["spec"].pop("maxErrorRatio", None)
+    spec = parse_slo(doc)
+    assert spec.max_error_ratio == 0.0
+    report = evaluate(spec, _samples(250, 0.1, fail=1), Validity())
+    assert report.outcome == "failed"
+    error_ratio = next(v for v in report.verdicts if v.metric == "error_ratio")
+    assert not error_ratio.passed and error_ratio.measured == pytest.approx(1 / 250)
+
+
+def test_min_samples_counts_successes_only() -> None:
+    spec = parse_slo(_doc())  # minSamples 200
+    report = evaluate(spec, _samples(250, 0.1, fail=100), Validity())
+    assert report.outcome == "invalid"
+    assert "only 150 successful measured requests (of 250)" in report.invalid_reasons[0]

@@ -88,35 +88,3 @@ def test_a_module_that_cannot_be_collected_fails_the_report(pytester: pytest.Pyt
     assert broken["outcome"] == "error"
     assert "no_such_module_here" in broken["message"]
 
-
-INVALID_SUITE = '''
-from fixtures.support import invalid
-
-def test_measured_on_an_overloaded_generator():
-    invalid("generator CPU warning; achieved 8.1 of 10 req/s")
-
-def test_fine():
-    pass
-'''
-
-
-def test_an_invalid_run_is_never_green(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_invalid=INVALID_SUITE)
-    result = pytester.runpytest_subprocess("-p", "fixtures.plugin", "--report-dir",
-                                           str(pytester.path / "reports"))
-    assert result.ret != 0, "an invalid run must fail the pytest run"
-    report = yaml.safe_load((pytester.path / "reports" / "latest" / "report.yaml").read_text())
-    assert report["summary"]["result"] == "invalid"
-    assert report["summary"]["invalid"] == 1 and report["summary"]["passed"] == 1
-    tests = {t["name"].split("::")[-1]: t for t in report["suites"]["harness"]["tests"]}
-    assert tests["test_measured_on_an_overloaded_generator"]["outcome"] == "invalid"
-    assert "achieved 8.1 of 10" in tests["test_measured_on_an_overloaded_generator"]["message"]
-    assert "failures=\"1\"" in (pytester.path / "reports" / "latest" / "junit.xml").read_text()
-
-
-def test_a_failure_outranks_an_invalid_result(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_mixed=INVALID_SUITE + "\ndef test_broken():\n    assert False\n")
-    pytester.runpytest_subprocess("-p", "fixtures.plugin", "--report-dir",
-                                  str(pytester.path / "reports"))
-    report = yaml.safe_load((pytester.path / "reports" / "latest" / "report.yaml").read_text())
-    assert report["summary"]["result"] == "failed"

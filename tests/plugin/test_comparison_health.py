@@ -1,0 +1,74 @@
+"""A comparison is only evidence when both runs are healthy; otherwise it is invalid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fixtures.comparison import RoutedRun, RunHealth, require_healthy
+from fixtures.outcomes import Invalid
+from fixtures.plans import LoadPlan
+from loadtests.api import LoadResult
+from loadtests.samples import Sample
+from loadtests.validity import Validity
+
+
+def _run(label: str, ok: int, errors: int = 0, reasons: tuple[str, ...] = (),
+         warmup_errors: int = 0) -> RoutedRun:
+    samples = [Sample(i, "g", "completions", True, "u", float(i), ttft_s=0.1, status=200)
+               for i in range(ok)]
+    samples += [Sample(ok + i, "g", "completions", True, "u", float(ok + i), status=503,
+                       error="HTTP 503") for i in range(errors)]
+    samples += [Sample(ok + errors + i, "g", "completions", True, "u", 0.0, status=503,
+                       error="HTTP 503", warmup=True) for i in range(warmup_errors)]
+    result = LoadResult(samples=samples, samples_path=Path("samples.jsonl"), exit_code=0,
+                        validity=Validity(reasons=list(reasons)), log_path=Path("locust.log"),
+                        summary={})
+    return RoutedRun(label, "http://127.0.0.1:1", result, 0.5)
+
+
+def test_two_healthy_runs_may_be_compared() -> None:
+    require_healthy((_run("baseline", 150), _run("scheduler", 150)), RunHealth())
+
+
+def test_a_scheduler_answering_with_fast_errors_makes_the_comparison_invalid() -> None:
+    runs = (_run("baseline", 200), _run("scheduler", 100, errors=100))
+    with pytest.raises(Invalid, match=r"scheduler: error ratio 100/200 = 0\.500 > 0") as info:
+        require_healthy(runs, RunHealth())
+    assert "baseline" not in info.value.reason
+    assert "HTTP 503" in info.value.reason
+
+
+def test_a_stated_error_ratio_is_tolerated() -> None:
+    runs = (_run("baseline", 200), _run("scheduler", 198, errors=2))
+    require_healthy(runs, RunHealth(max_error_ratio=0.01))
+    with pytest.raises(Invalid):
+        require_healthy(runs, RunHealth(max_error_ratio=0.005))
+
+
+def test_warm_up_errors_do_not_count() -> None:
+    require_healthy((_run("baseline", 200, warmup_errors=5), _run("scheduler", 200)),
+                    RunHealth())
+
+
+def test_an_invalid_baseline_run_makes_the_comparison_invalid() -> None:
+    runs = (_run("baseline", 200, reasons=("load generator CPU above 90%",)),
+            _run("scheduler", 200))
+    with pytest.raises(Invalid, match="baseline: run invalid: load generator CPU above 90%"):
+        require_healthy(runs, RunHealth())
+
+
+def test_too_few_successes_make_the_comparison_invalid() -> None:
+    runs = (_run("baseline", 0), _run("scheduler", 40))
+    with pytest.raises(Invalid) as info:
+        require_healthy(runs, RunHealth(min_successes=50))
+    assert "baseline: 0 successful requests < the 50 needed" in info.value.reason
+    assert "scheduler: 40 successful requests < the 50 needed" in info.value.reason
+
+
+def test_a_plan_smaller_than_the_minimum_asks_only_for_its_own_requests() -> None:
+    plan = LoadPlan(source="plan.yaml", rate=10, requests=60, max_duration_s=60, output_len=8)
+    health = RunHealth().for_plan(plan)
+    assert health.min_successes == 60
+    require_healthy((_run("baseline", 60), _run("scheduler", 60)), health)

@@ -19,12 +19,13 @@ import httpx
 import pytest
 
 from fixtures.options import HarnessOptions
+from fixtures.outcomes import Invalid
 from fixtures.plans import LoadPlan, load_plan, sized_shared_prefix
 from fixtures.plugin import Evidence, Figure
 from fixtures.podmetrics import cache_config
 from fixtures.process_usage import ProcessUsage, read_usage
 from fixtures.stack import FEATURES, Stack
-from fixtures.support import invalid, not_supported
+from fixtures.support import not_supported
 from fixtures.upstream_epp import epp_metric_samples
 from loadtests.api import LoadResult, LoadSpec, run_load
 from loadtests.workloads import WorkloadSpec
@@ -61,9 +62,9 @@ def _run(stack: Stack, workload: WorkloadSpec, rate: float, seconds: float,
     result = run_load(spec, out, timeout_s=seconds + 60)
     failed = [s for s in result.samples if not s.ok]
     if failed or not result.validity.valid:
-        invalid(f"{out.name}: {len(failed)} of {len(result.samples)} requests failed, run "
-                f"valid={result.validity.valid} {result.validity.reasons}: a soak with "
-                f"errors says nothing about leaks (log {result.log_path})")
+        raise Invalid(f"{out.name}: {len(failed)} of {len(result.samples)} requests failed, "
+                      f"run valid={result.validity.valid} {result.validity.reasons}: a soak "
+                      f"with errors says nothing about leaks (log {result.log_path})")
     return result
 
 

@@ -26,6 +26,7 @@ import pytest
 from fixtures.comparison import RoutedRun, compare_gateways
 from fixtures.localstack import LocalStack, LocalStackConfig
 from fixtures.options import HarnessOptions
+from fixtures.outcomes import Invalid
 from fixtures.plans import load_plan, sized_shared_prefix
 from fixtures.plugin import Evidence, Figure
 from fixtures.stack import Stack
@@ -105,8 +106,8 @@ def test_decisions_agree_on_a_sequential_replay(
                            note=f"{rule}; baseline = negative control (prefixes recorded on "
                                 f"the next pod); first disagreements {found.disagreements[:3]}"))
     if found.compared < MIN_COMPARED:
-        invalid(f"only {found.compared} untied decisions of {found.requests} ({rule}): "
-                f"fewer than {MIN_COMPARED}, no evidence either way")
+        raise Invalid(f"only {found.compared} untied decisions of {found.requests} ({rule}): "
+                      f"fewer than {MIN_COMPARED}, no evidence either way")
     assert control.share is not None and control.share < AGREEMENT_GOAL, (
         f"negative control agreed on {control.share}: the replay cannot tell schedulers apart")
     assert found.share is not None and found.share >= AGREEMENT_GOAL, (

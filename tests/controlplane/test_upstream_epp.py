@@ -3,11 +3,14 @@ API-server changes (an unready or deleted pod) change what it picks."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 
 from fixtures.controlplane import ControlPlane, install_crds
@@ -15,12 +18,14 @@ from fixtures.ports import PortAllocator
 from fixtures.processes import ProcessSupervisor, http_ready
 from fixtures.serving import REPO_ROOT, repo_env
 from fixtures.tools import TOOLS
-from fixtures.upstream_epp import EndpointPod, UpstreamEpp
+from fixtures.upstream_epp import EndpointPod, UpstreamEpp, open_channel
+from tests.support.extproc_sequences import Step, collect, drive, envoy_order
 
 CONFIG = Path(__file__).resolve().parent / "data" / "epp-config.yaml"
 POOL_CRD = (Path(__file__).resolve().parents[1] / "data" / "crds" / "gaie-v1.5.0"
             / "inference.networking.k8s.io_inferencepools.yaml")
 PICKS = 16
+FUZZ_CASES = int(os.environ.get("LAMPLIGHTER_FUZZ_CASES", "1000"))
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -74,3 +79,32 @@ def test_deleted_pod_stops_receiving_traffic_over_tls(control_plane: ControlPlan
         epp.delete_pod("sim-1")
         epp.wait_ready_pods(1)
         assert set(_picks(epp, "after")) == {f"{ips[0]}:{port}"}
+
+
+def _upstream_verdict(seq: list[Step], out: list[Any], code: grpc.StatusCode,
+                      details: str) -> str:
+    """What the upstream EPP must do with any sequence: end the stream (no hang: ``drive``)
+    and never answer with a malformed message. Its error statuses are its own (Go handlers
+    end a stream with UNKNOWN or INTERNAL and a message), so they are tallied, not judged;
+    an Envoy-valid sequence it refuses is tallied apart, as a finding about the EPP."""
+    kinds = [r.WhichOneof("response") for r in out]
+    assert None not in kinds, (seq, kinds)
+    if code == grpc.StatusCode.OK:
+        return "answered"
+    return "refused valid" if envoy_order(seq)[0] else f"refused {code.name}"
+
+
+def test_generated_message_sequences_neither_hang_nor_kill_the_upstream_epp(
+        control_plane: ControlPlane, tmp_path: Path) -> None:
+    samples = collect(FUZZ_CASES)
+    with epp_with_simulators(control_plane, tmp_path, "epp-fuzz", ["127.0.1.31"],
+                             secure=False) as epp:
+        with open_channel(epp.grpc_address, None) as channel:
+            tally = drive(channel, samples, _upstream_verdict)
+        print("upstream EPP sequence fuzz:", tally)
+        assert epp.process.alive, "the EPP died under fuzzed ext_proc streams"
+        assert epp.serving()
+        # still routes an ordinary request afterwards
+        assert _picks(epp, "after-fuzz")[0] == f"127.0.1.31:{epp.pods[0].port}"
+    assert sum(v for k, v in tally.items() if k != "valid") == len(samples)
+    assert tally["valid"] > FUZZ_CASES // 5, tally  # the generator reaches real Envoy orders

@@ -1,0 +1,1 @@
+"""Test support shared across the harness's own test folders (``tests.support.<module>``)."""

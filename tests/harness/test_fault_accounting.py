@@ -30,6 +30,12 @@ def test_requests_before_the_fault_are_not_counted() -> None:
     assert (result.sent, result.succeeded, result.failed, result.lost) == (2, 2, 0, 0)
 
 
+def test_requests_from_the_next_faults_injection_on_are_not_counted() -> None:
+    samples = [sample(5.0), sample(9.0, status=503, error="HTTP 503: next fault")]
+    result = account(FaultWindow("f", "x", injected_at=5.0, observed_until=9.0), samples)
+    assert (result.sent, result.succeeded, result.failed) == (1, 1, 0)
+
+
 def test_detection_is_the_last_failure_before_the_fault_is_undone() -> None:
     samples = [sample(10.0, status=503, error="HTTP 503: reset", pod=None),
                sample(10.5, pod="b"),

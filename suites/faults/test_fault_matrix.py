@@ -1,0 +1,167 @@
+"""The fault matrix: crashes and restarts during one bounded load run, and what the clients saw.
+
+One stack of this module's own (3 pods, scheduler_ref, Envoy with FailClose) serves a streamed
+open-loop run while faults are injected one after another by signalling its processes: a decode
+pod SIGKILLed mid-stream and restarted, the EPP SIGKILLed and restarted, every pod SIGKILLed and
+restarted, Envoy SIGKILLed and restarted, the EPP restarted gracefully. Each fault's requests
+(sent from its injection until the next one) are accounted by ``fixtures.fault_accounting``:
+succeeded, failed (by status), lost (no answer within the client deadline: must be 0), time to
+detect and time to recover. The accounts go to ``report.yaml`` under ``faults:``.
+
+Needs to crash and restart the stack's processes: the local target; elsewhere *not supported*.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fixtures.fault_accounting import FaultAccount, FaultWindow, account, classify
+from fixtures.localstack import LocalStack, LocalStackConfig
+from fixtures.options import HarnessOptions
+from fixtures.outcomes import Invalid
+from fixtures.plugin import Evidence
+from fixtures.support import not_supported
+from loadtests.api import LoadProcess, LoadSpec
+from loadtests.samples import Sample
+from loadtests.workloads import load_workload
+
+pytestmark = [pytest.mark.faults, pytest.mark.load, pytest.mark.slow]
+
+PODS = 3
+RATE = 6.0
+REQUEST_DEADLINE_S = 20.0  # a request unanswered by then is lost
+FAST_FAILURE_S = 2.0  # FailClose and no-pods must answer an error at once, not hang
+DETECT_BOUND_S = 6.0  # scheduler_ref's metrics staleness (2 s) + scrape period + slack
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One row of the matrix: when, what is done, how it is undone, whom it targets."""
+
+    name: str
+    at_s: float  # seconds after the load starts
+    hold_s: float  # seconds until it is undone
+    injected: str
+    inject: Callable[[LocalStack], None]
+    restore: Callable[[LocalStack], None]
+    pod: str | None = None
+    fails_fast: bool = False  # errors it causes must come back within FAST_FAILURE_S
+
+
+def _pods() -> list[str]:
+    return [f"sim-{i}" for i in range(PODS)]
+
+
+def _each(action: str) -> Callable[[LocalStack], None]:
+    def run(local: LocalStack) -> None:
+        for name in _pods():
+            getattr(local, action)(name)
+    return run
+
+
+def _graceful_restart(local: LocalStack) -> None:
+    local.restart("scheduler_ref")  # SIGTERM, then the same command line again
+
+
+MATRIX = (
+    Fault("decode-pod-killed-mid-stream", 4, 5, "SIGKILL to sim-1 with streams in flight",
+          lambda s: s.kill("sim-1"), lambda s: s.restart("sim-1"), pod="sim-1"),
+    Fault("epp-killed-failclose", 14, 3, "SIGKILL to scheduler_ref (Envoy FailClose)",
+          lambda s: s.kill("scheduler_ref"), lambda s: s.restart("scheduler_ref"),
+          fails_fast=True),
+    Fault("every-pod-gone", 24, 3, "SIGKILL to every decode pod", _each("kill"),
+          _each("restart"), fails_fast=True),
+    Fault("gateway-restarted", 34, 1, "SIGKILL to Envoy, then started again",
+          lambda s: s.kill("envoy"), lambda s: s.restart("envoy")),
+    Fault("epp-restarted", 42, 0, "scheduler_ref stopped (SIGTERM) and started again",
+          _graceful_restart, lambda s: None),
+)
+RUN_SECONDS = 54.0
+
+
+@dataclass(frozen=True)
+class FaultRun:
+    windows: dict[str, FaultWindow]
+    samples: list[Sample]
+    log: Path
+
+
+def _sleep_until(t: float) -> None:
+    time.sleep(max(0.0, t - time.time()))
+
+
+@pytest.fixture(scope="module")
+def fault_run(harness_options: HarnessOptions, run_dir: Path) -> Iterator[FaultRun]:
+    if harness_options.target != "local":
+        not_supported("the fault matrix crashes and restarts the stack's processes: "
+                      "use --target local")
+    config = LocalStackConfig(log_dir=run_dir / "faults" / "logs", pods=PODS)
+    workload = load_workload({"type": "random", "seed": 77, "random": {
+        "num_prompts": 400, "input_len": 256, "output_len": 48}}, source="fault matrix")
+    local_stack = LocalStack(config)
+    stack = local_stack.start()
+    try:
+        spec = LoadSpec(base_url=stack.gateway_url, model=stack.model, workload=workload,
+                        api="completions", stream=True, arrival="poisson", rate=RATE,
+                        users=64, max_requests=int(RATE * RUN_SECONDS),
+                        duration_s=RUN_SECONDS, request_timeout_s=REQUEST_DEADLINE_S)
+        out = run_dir / "load" / "fault-matrix"
+        windows: dict[str, FaultWindow] = {}
+        with LoadProcess(spec, out) as load:
+            start = time.time()
+            for fault in MATRIX:
+                _sleep_until(start + fault.at_s)
+                injected = time.time()
+                fault.inject(local_stack)
+                _sleep_until(injected + fault.hold_s)
+                fault.restore(local_stack)
+                windows[fault.name] = FaultWindow(fault.name, fault.injected, injected,
+                                                  time.time(), fault.pod)
+            load.wait()
+            result = load.result()
+    finally:
+        local_stack.stop()
+    names = [f.name for f in MATRIX]
+    for name, following in itertools.pairwise(names):
+        w = windows[name]
+        windows[name] = FaultWindow(w.name, w.injected, w.injected_at, w.restored_at, w.pod,
+                                    observed_until=windows[following].injected_at)
+    if not result.samples:
+        raise Invalid(f"the load run sent nothing (log {result.log_path})")
+    yield FaultRun(windows, result.samples, result.log_path)
+
+
+def _failures(run: FaultRun, window: FaultWindow) -> list[Sample]:
+    until = window.observed_until or float("inf")
+    return [s for s in run.samples
+            if window.injected_at <= s.start < until and classify(s) != "succeeded"]
+
+
+@pytest.mark.parametrize("fault", MATRIX, ids=[f.name for f in MATRIX])
+def test_a_fault_loses_no_request_and_the_stack_recovers(
+        fault: Fault, fault_run: FaultRun, evidence: Evidence) -> None:
+    window = fault_run.windows[fault.name]
+    found: FaultAccount = account(window, fault_run.samples)
+    evidence.fault(fault.name, found.as_dict())
+    failures = _failures(fault_run, window)
+    lost = [s for s in failures if classify(s) == "lost"]
+    assert not lost, (f"{fault.name}: {len(lost)} of {found.sent} requests got no answer "
+                      f"within {REQUEST_DEADLINE_S:g} s, e.g. {lost[0]} (log {fault_run.log})")
+    assert found.sent > 0, f"{fault.name}: no request was sent while the fault was on"
+    assert found.time_to_recover_s is not None, (
+        f"{fault.name}: not recovered before the next fault: {found.notes}")
+    if fault.pod is not None:
+        assert found.time_to_detect_s is not None
+        assert found.time_to_detect_s <= DETECT_BOUND_S, (
+            f"{fault.name}: requests kept failing {found.time_to_detect_s:.1f} s after the "
+            f"pod died (bound {DETECT_BOUND_S:g} s): {found.failed_by_status}")
+    if fault.fails_fast:
+        slow = [s for s in failures if (s.e2e_s or 0.0) > FAST_FAILURE_S]
+        assert not slow, (f"{fault.name}: {len(slow)} failures took more than "
+                          f"{FAST_FAILURE_S:g} s to come back, e.g. {slow[0]}")

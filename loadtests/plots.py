@@ -33,6 +33,12 @@ __all__ = [
 Runs = Mapping[str, Sequence[Sample]]
 
 
+
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """A legend only when something was drawn (a run without successes draws nothing)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
 def _measured(samples: Sequence[Sample]) -> list[Sample]:
     return [s for s in samples if not s.warmup]
 
@@ -57,7 +63,7 @@ def plot_ttft_cdf(runs: Runs, path: Path) -> Path:
             )
     ax.set(xlabel="TTFT (ms)", ylabel="share of requests", title="Time to first token, CDF")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    _legend(ax, loc="lower right")
     return _save(fig, path)
 
 
@@ -99,7 +105,7 @@ def plot_hit_rate(runs: Runs, path: Path, bins: int = 20) -> Path:
         title="Prefix-cache hit rate over time",
     )
     ax.grid(alpha=0.3)
-    ax.legend()
+    _legend(ax)
     return _save(fig, path)
 
 
@@ -123,7 +129,7 @@ def plot_latency_vs_load(runs: Runs, path: Path) -> Path:
             ax.plot(xs, ys, style, label=f"{name} p{p}")
     ax.set(xlabel="offered load (requests/s)", ylabel="TTFT (ms)", title="TTFT vs offered load")
     ax.grid(alpha=0.3)
-    ax.legend()
+    _legend(ax)
     return _save(fig, path)
 
 

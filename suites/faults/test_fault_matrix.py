@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fixtures.fault_accounting import FaultAccount, FaultWindow, account, classify
@@ -143,25 +144,66 @@ def _failures(run: FaultRun, window: FaultWindow) -> list[Sample]:
             if window.injected_at <= s.start < until and classify(s) != "succeeded"]
 
 
+def _problems(fault: Fault, found: FaultAccount, failures: list[Sample]) -> list[str]:
+    """What is wrong with how the stack took ``fault`` (empty: nothing)."""
+    problems = []
+    lost = [s for s in failures if classify(s) == "lost"]
+    if lost:
+        problems.append(f"{len(lost)} of {found.sent} requests got no answer within "
+                        f"{REQUEST_DEADLINE_S:g} s, e.g. {lost[0]}")
+    if found.sent == 0:
+        problems.append("no request was sent while the fault was on")
+    if found.time_to_recover_s is None:
+        problems.append(f"not recovered before the next fault: {found.notes}")
+    if fault.pod is not None and (found.time_to_detect_s or 0.0) > DETECT_BOUND_S:
+        problems.append(f"requests kept failing {found.time_to_detect_s:.1f} s after the pod "
+                        f"died (bound {DETECT_BOUND_S:g} s): {found.failed_by_status}")
+    if fault.fails_fast:
+        slow = [s for s in failures if (s.e2e_s or 0.0) > FAST_FAILURE_S]
+        if slow:
+            problems.append(f"{len(slow)} failures took more than {FAST_FAILURE_S:g} s to "
+                            f"come back, e.g. {slow[0]}")
+    return problems
+
+
 @pytest.mark.parametrize("fault", MATRIX, ids=[f.name for f in MATRIX])
 def test_a_fault_loses_no_request_and_the_stack_recovers(
         fault: Fault, fault_run: FaultRun, evidence: Evidence) -> None:
     window = fault_run.windows[fault.name]
-    found: FaultAccount = account(window, fault_run.samples)
+    found = account(window, fault_run.samples)
     evidence.fault(fault.name, found.as_dict())
-    failures = _failures(fault_run, window)
-    lost = [s for s in failures if classify(s) == "lost"]
-    assert not lost, (f"{fault.name}: {len(lost)} of {found.sent} requests got no answer "
-                      f"within {REQUEST_DEADLINE_S:g} s, e.g. {lost[0]} (log {fault_run.log})")
-    assert found.sent > 0, f"{fault.name}: no request was sent while the fault was on"
-    assert found.time_to_recover_s is not None, (
-        f"{fault.name}: not recovered before the next fault: {found.notes}")
-    if fault.pod is not None:
-        assert found.time_to_detect_s is not None
-        assert found.time_to_detect_s <= DETECT_BOUND_S, (
-            f"{fault.name}: requests kept failing {found.time_to_detect_s:.1f} s after the "
-            f"pod died (bound {DETECT_BOUND_S:g} s): {found.failed_by_status}")
-    if fault.fails_fast:
-        slow = [s for s in failures if (s.e2e_s or 0.0) > FAST_FAILURE_S]
-        assert not slow, (f"{fault.name}: {len(slow)} failures took more than "
-                          f"{FAST_FAILURE_S:g} s to come back, e.g. {slow[0]}")
+    problems = _problems(fault, found, _failures(fault_run, window))
+    assert not problems, f"{fault.name} (log {fault_run.log}):\n" + "\n".join(problems)
+
+
+def test_a_hung_pod_is_caught_as_lost_requests(harness_options: HarnessOptions,
+                                               run_dir: Path) -> None:
+    """Negative control: a pod that never answers (simulator admin hang) must make the
+    verdict above fail with lost requests, or lost = 0 would prove nothing."""
+    if harness_options.target != "local":
+        not_supported("needs a local stack of its own: use --target local")
+    local = LocalStack(LocalStackConfig(log_dir=run_dir / "faults-control" / "logs", pods=1))
+    stack = local.start()
+    try:
+        pod = stack.pods[0]
+        workload = load_workload({"type": "random", "seed": 78, "random": {
+            "num_prompts": 40, "input_len": 64, "output_len": 8}}, source="hung-pod control")
+        spec = LoadSpec(base_url=stack.gateway_url, model=stack.model, workload=workload,
+                        api="completions", stream=True, arrival="poisson", rate=4.0, users=16,
+                        max_requests=24, duration_s=6, request_timeout_s=3)
+        with LoadProcess(spec, run_dir / "load" / "faults-control") as load:
+            time.sleep(1.0)
+            injected = time.time()
+            httpx.post(f"{pod.url}/admin/hang", json={"enabled": True}, timeout=5)
+            load.wait()
+            result = load.result()
+        httpx.post(f"{pod.url}/admin/hang", json={"enabled": False}, timeout=5)
+    finally:
+        local.stop()
+    fault = Fault("hung-pod", 1, 0, "admin hang on the only pod", lambda s: None,
+                  lambda s: None, pod=pod.name)
+    window = FaultWindow(fault.name, fault.injected, injected, None, pod.name)
+    found = account(window, result.samples)
+    failures = [s for s in result.samples if s.start >= injected and classify(s) != "succeeded"]
+    problems = _problems(fault, found, failures)
+    assert any("got no answer" in p for p in problems), (found, problems)

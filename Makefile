@@ -39,8 +39,10 @@ suites: conformance
 
 test: lint typecheck
 	$(PY) -m pytest tests suites --target local -p no:cacheprovider $(PYTEST_ARGS)
-	# The same inference and routing promises against the upstream EPP (GAIE v1.5.0).
-	$(PY) -m pytest suites/inference suites/routing --target local --scheduler llm-d \
+	# The same inference and routing promises, and the fault matrix's rows it can take,
+	# against the upstream EPP (GAIE v1.5.0).
+	$(PY) -m pytest suites/inference suites/routing suites/faults/test_fault_matrix.py \
+		--target local --scheduler llm-d \
 		-p no:cacheprovider $(PYTEST_ARGS)
 
 # Pinned tools built from Go modules into ~/.cache/lamplighter/tools (a rebuild is a cache hit).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -100,6 +101,34 @@ def test_up_status_down_leaves_no_process(tmp_path: Path) -> None:
     again = _cli("down", *where, cwd=tmp_path)
     assert again.returncode == 0 and "nothing running" in again.stdout
     assert _cli("status", *where, cwd=tmp_path).returncode == 1
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_of_the_up_supervisor_takes_its_stack_along(tmp_path: Path) -> None:
+    """No handler runs on SIGKILL: the kernel (PDEATHSIG) must stop Envoy, the EPP and the
+    pods; the next ``up`` then starts cleanly over the stale stack and pid files."""
+    stack_file = tmp_path / "stack.json"
+    where = ("--stack-file", str(stack_file))
+    up = _cli("up", "--pods", "2", *where, "--log-dir", str(tmp_path / "logs"), cwd=tmp_path)
+    children: list[int] = []
+    try:
+        assert up.returncode == 0, up.stderr
+        stack = Stack.read(stack_file)
+        children = [p["pid"] for p in stack.extras["processes"]]
+        names = {p["name"] for p in stack.extras["processes"]}
+        assert names == {"sim-0", "sim-1", "scheduler_ref", "envoy"}, names
+        os.kill(stack.extras["supervisor_pid"], signal.SIGKILL)
+        assert not _wait_gone(children), "stack processes outlived their kill -9'ed supervisor"
+        again = _cli("up", "--pods", "1", *where, "--log-dir", str(tmp_path / "logs2"),
+                     cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        fresh = Stack.read(stack_file)
+        assert _completion(fresh.gateway_url, fresh.model, stream=False).status_code == 200
+    finally:
+        _cli("down", *where, cwd=tmp_path)
+        for pid in children:
+            if pid_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize(("flags", "named"), [

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from simulator.config import FAILURE_TYPES, EngineConfig, FaultConfig, ServerConfig
 from simulator.eventloop import loop_factory
-from simulator.server import SIM_KEY, build_app
+from simulator.server import SIM_KEY, app_runner, build_app
 
 __all__ = ["main", "parse_args"]
 
@@ -174,7 +174,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
 async def serve(config: ServerConfig) -> None:
     """Run until SIGTERM/SIGINT."""
     app = build_app(config)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = app_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, backlog=2048)
     await site.start()

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import HttpVersion11, web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry
 
 from simulator.config import FAILURE_TYPES, ServerConfig
@@ -50,7 +51,7 @@ from simulator.protocol import (
     usage_dict,
 )
 
-__all__ = ["SIM_KEY", "Simulator", "SseSink", "build_app"]
+__all__ = ["SIM_KEY", "Simulator", "SseSink", "app_runner", "build_app"]
 
 log = logging.getLogger("simulator.server")
 
@@ -364,6 +365,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return web.json_response(error_body(exc.status, exc.reason), status=exc.status)
+    except RequestPayloadError as exc:  # the body broke off or could not be read
+        return web.json_response(error_body(400, f"cannot read the request body: {exc}"),
+                                 status=400)
     except ConnectionError:
         raise
     except Exception as exc:
@@ -373,6 +377,17 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 SIM_KEY = web.AppKey("simulator", Simulator)
+
+
+def app_runner(app: web.Application) -> web.AppRunner:
+    """The runner every simulator serves through (the CLI and the tests alike).
+
+    Request bodies are taken as sent, as vLLM takes them: with aiohttp's automatic
+    decompression a body whose ``content-encoding`` did not match it failed inside the
+    parser, as a 500 or a plain-text 400 instead of an OpenAI error.
+    """
+    return web.AppRunner(app, handler_cancellation=True, access_log=None,
+                         auto_decompress=False)
 
 
 def build_app(config: ServerConfig, clock: Callable[[], float] = time.monotonic) -> web.Application:

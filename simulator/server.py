@@ -57,6 +57,20 @@ log = logging.getLogger("simulator.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# A body that stops arriving (a client gone quiet, or a broken chunk after the first one,
+# which aiohttp's parser never reports to the reader) is answered, never waited on forever.
+BODY_READ_TIMEOUT_S = 30.0
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, or a 408 OpenAI error once it took BODY_READ_TIMEOUT_S to arrive."""
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+            return await request.read()
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within "
+                            f"{BODY_READ_TIMEOUT_S:g} s") from None
+
 # Engine settings /admin/config may change at runtime: name -> type
 _TUNABLE_ENGINE = {
     "step_base_ms": float, "prefill_ms_per_token": float, "decode_ms_per_seq": float,
@@ -138,7 +152,7 @@ class Simulator:
         return await self._generate(request, "chat")
 
     async def _generate(self, request: web.Request, kind: str) -> web.StreamResponse:
-        raw = await request.read()
+        raw = await read_body(request)
         arrival = self.clock()  # server TTFT counts from here: the full body is in
         # Requests tend to arrive together (clients send the next one as a stream ends).
         # Yield once so every handler started in this pass of the loop timestamps its
@@ -346,7 +360,7 @@ class Simulator:
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.read())
+        body = json.loads(await read_body(request))
     except (ValueError, RecursionError):
         raise ApiError(400, "request body is not valid JSON") from None
     if not isinstance(body, dict):

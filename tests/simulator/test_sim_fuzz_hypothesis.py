@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -23,8 +26,9 @@ from aiohttp.test_utils import make_mocked_request
 from aiohttp.web_protocol import RequestPayloadError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sim_helpers import run_cli, sim_config
+from sim_helpers import InProcessServer, run_cli, sim_config
 
+from simulator import server as server_module
 from simulator.server import build_app
 
 CASES = int(os.environ.get("LAMPLIGHTER_FUZZ_CASES", "1000"))
@@ -182,3 +186,39 @@ def test_a_5xx_or_a_bare_4xx_fails_the_fuzz_check() -> None:
         with pytest.raises(AssertionError):
             check_answer(bad)
     check_answer(httpx.Response(400, json={"error": {"code": 400, "message": "bad"}}))
+
+
+def _raw_exchange(url: str, parts: list[bytes], pause: float, wait: float) -> bytes:
+    """Send ``parts`` on one connection ``pause`` seconds apart; what came back in ``wait``."""
+    address = urlparse(url)
+    assert address.hostname is not None and address.port is not None
+    with socket.create_connection((address.hostname, address.port), timeout=wait) as conn:
+        for index, part in enumerate(parts):
+            if index:
+                time.sleep(pause)
+            conn.sendall(part)
+        try:
+            return conn.recv(4096)
+        except TimeoutError:
+            return b""
+
+
+CHUNKED_HEAD = (b"POST /v1/completions HTTP/1.1\r\nHost: sim\r\nContent-Type: application/json"
+                b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"mod\r\n")
+
+
+def test_a_body_broken_after_its_first_chunk_is_answered_not_waited_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiohttp's parser drops a bad chunk after the first one without telling the reader:
+    the handler's body read has a deadline, so the client gets an OpenAI 408."""
+    monkeypatch.setattr(server_module, "BODY_READ_TIMEOUT_S", 0.5)
+    with InProcessServer(sim_config()) as sim:
+        answer = _raw_exchange(sim.url, [CHUNKED_HEAD, b"zz\r\n"], pause=0.3, wait=5.0)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == 408
+        # Control: the same body completed in time is served.
+        served = _raw_exchange(sim.url, [CHUNKED_HEAD.replace(b'5\r\n{"mod\r\n', b""),
+                                         b"%x\r\n%s\r\n0\r\n\r\n" % (len(VALID), VALID)],
+                               pause=0.1, wait=5.0)
+        assert served.startswith(b"HTTP/1.1 200"), served[:200]

@@ -56,92 +56,68 @@ import functools
 import json
 import os
 import random
-import re
-import signal
-import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import numpy as np
 
+from fixtures.serving import serving
+
 PROMPT = " ".join(f"{i % 1000:03d}" for i in range(200))  # 200 tokens
 
 
-def spawn(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "simulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--enable-admin",  # /admin/stats gives the step overruns and server TTFTs
-        "--max-num-seqs",
-        "2048",
-        "--num-gpu-blocks",
-        "65536",
-        "--log-level",
-        "WARNING",
-        *args.sim_args,
-    ]
-    cpu, priority = args.sim_cpu, args.priority
+@contextlib.contextmanager
+def running(args: argparse.Namespace) -> Iterator[tuple[int, str]]:
+    """The simulator on a reserved port through :func:`fixtures.serving.serving` (its output
+    to a log file, its whole group stopped on exit, failure or Ctrl-C); yields (pid, url)."""
+    log_dir = Path(tempfile.mkdtemp(prefix="simulator-capacity-"))
+    print(f"simulator log: {log_dir / 'simulator.log'}")
 
-    def pin() -> None:  # in the child, before exec
+    def argv(port: int) -> list[str]:
+        return [sys.executable, "-m", "simulator", "--host", "127.0.0.1", "--port", str(port),
+                "--max-num-seqs", "2048", "--num-gpu-blocks", "65536", "--log-level",
+                "WARNING",
+                "--enable-admin",  # /admin/stats gives the step overruns and server TTFTs
+                *args.sim_args]
+
+    with serving("simulator", argv, log_dir, timeout=30.0) as served:
+        pid = served.process.pid
+        assert pid is not None
+        _place(pid, args.sim_cpu, args.priority)
+        yield pid, served.url
+
+
+def _place(pid: int, cpu: int, priority: str) -> None:
+    """Pin every thread of ``pid`` to ``cpu`` and raise its priority (from the parent: no
+    ``preexec_fn``, which is unsafe in a threaded parent)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
         if cpu >= 0:
-            os.sched_setaffinity(0, {cpu})
-        _raise_priority(priority)
-
-    proc = subprocess.Popen(
-        cmd,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-        preexec_fn=pin,
-    )
-    assert proc.stderr is not None
-    # the ready line is logged at INFO; WARNING hides it, so poll /health instead
-    deadline = time.monotonic() + 20
-    url = None
-    while time.monotonic() < deadline and url is None:
-        time.sleep(0.2)
-        url = _find_port(proc)
-    if url is None:
-        proc.kill()
-        raise SystemExit("simulator did not start")
-    return proc, url
+            os.sched_setaffinity(int(task), {cpu})
+        _raise_priority(priority, int(task))
 
 
-def _raise_priority(priority: str) -> None:
-    """Run this process under SCHED_FIFO (``fifo``) or at nice -10 (``nice``, also the
-    fallback) if allowed (root / CAP_SYS_NICE); ``none`` leaves it alone."""
+def _raise_priority(priority: str, pid: int = 0) -> None:
+    """Run ``pid`` (0: this process) under SCHED_FIFO (``fifo``) or at nice -10 (``nice``,
+    also the fallback) if allowed (root / CAP_SYS_NICE); ``none`` leaves it alone."""
     if priority == "fifo":
         try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+            os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(10))
             return
         except PermissionError:
             pass
     if priority in ("fifo", "nice"):
         with contextlib.suppress(PermissionError):
-            os.setpriority(os.PRIO_PROCESS, 0, -10)
+            os.setpriority(os.PRIO_PROCESS, pid, -10)
 
 
 def _policy(pid: int) -> str:
     if os.sched_getscheduler(pid) == os.SCHED_FIFO:
         return "SCHED_FIFO"
     return f"nice {os.getpriority(os.PRIO_PROCESS, pid)}"
-
-
-def _find_port(proc: subprocess.Popen[str]) -> str | None:
-    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if f"pid={proc.pid}," in line:
-            m = re.search(r"127\.0\.0\.1:(\d+)", line)
-            if m:
-                return f"http://127.0.0.1:{m.group(1)}"
-    return None
 
 
 class StreamClient(asyncio.Protocol):
@@ -317,10 +293,11 @@ def main() -> int:
         os.sched_setaffinity(0, {args.client_cpu})
     _raise_priority(args.priority)
     load0 = os.getloadavg()
-    proc, url = spawn(args)
+    resources = contextlib.ExitStack()  # the simulator, stopped in the finally below
+    pid, url = resources.enter_context(running(args))
     print(
-        f"simulator pid={proc.pid} url={url} cpus={os.cpu_count()} sim_cpu={args.sim_cpu} "
-        f"client_cpu={args.client_cpu} sim: {_policy(proc.pid)}, client: {_policy(0)}\n"
+        f"simulator pid={pid} url={url} cpus={os.cpu_count()} sim_cpu={args.sim_cpu} "
+        f"client_cpu={args.client_cpu} sim: {_policy(pid)}, client: {_policy(0)}\n"
         f"prompt=200 tokens (cached after the first), max_tokens={args.max_tokens} ±50%, "
         f"default step model; load average before: "
         f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
@@ -331,7 +308,7 @@ def main() -> int:
             host, port = url.rsplit("//", 1)[1].split(":")
             rows.append(
                 asyncio.run(
-                    level(host, int(port), proc.pid, n, args.duration, args.warmup, args.max_tokens)
+                    level(host, int(port), pid, n, args.duration, args.warmup, args.max_tokens)
                 )
             )
             r = rows[-1]
@@ -341,8 +318,7 @@ def main() -> int:
                 flush=True,
             )
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
+        resources.close()
     load1 = os.getloadavg()
     print()
     print(

@@ -17,14 +17,15 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from aiohttp import web
 
 from simulator.config import FAILURE_TYPES, EngineConfig, FaultConfig, ServerConfig
 from simulator.eventloop import loop_factory
-from simulator.server import SIM_KEY, build_app
+from simulator.server import SIM_KEY, app_runner, build_app
 
-__all__ = ["main", "parse_args"]
+__all__ = ["ArgsError", "check_args", "main", "parse_args"]
 
 log = logging.getLogger("simulator")
 
@@ -42,32 +43,81 @@ request header:
 """
 
 
+def _number(text: str, kind: type[int] | type[float]) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):  # nan, inf
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    return int(_number(text, int))
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text)
     if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
     return value
 
 
 def _non_negative(text: str) -> float:
-    value = float(text)
+    value = _number(text, float)
     if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
     return value
 
 
 def _positive(text: str) -> float:
-    value = float(text)
+    value = _number(text, float)
     if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
     return value
 
 
 def _probability(text: str) -> float:
-    value = float(text)
+    value = _number(text, float)
     if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError("must be in [0, 1]")
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
     return value
+
+
+def _port(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in [0, 65535], got {text!r}")
+    return value
+
+
+class ArgsError(ValueError):
+    """Simulator flags that make no sense; the message names flag and value."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad flags or values: one line on stderr naming flag and value, exit 2 (no usage dump);
+    or :class:`ArgsError` when ``raise_errors`` (launchers checking flags before spawning)."""
+
+    raise_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.raise_errors:
+            raise ArgsError(message)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def check_args(argv: Sequence[str]) -> None:
+    """Raise :class:`ArgsError` if ``python -m simulator ARGV`` would refuse its flags.
+
+    The one home of the flags' valid ranges, for launchers (``lamplighter up``) that must
+    refuse bad values before they start anything.
+    """
+    parser = _parser()
+    parser.raise_errors = True
+    parser.parse_args(argv)
 
 
 def _failure_types(text: str) -> list[str]:
@@ -78,9 +128,9 @@ def _failure_types(text: str) -> list[str]:
     return kinds
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> _OneLineParser:
     e, f, s = EngineConfig(), FaultConfig(), ServerConfig()
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog="llm-sim", description="vLLM-compatible model-server simulator (lamplighter).",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("identity and serving")
@@ -89,14 +139,14 @@ def _parser() -> argparse.ArgumentParser:
     a("--served-model-name", nargs="+", default=[],
       help="names clients may use (default: the --model name)")
     a("--host", default=s.host, help=f"listen address (default: {s.host})")
-    a("--port", type=int, default=s.port, help=f"listen port; 0 = ephemeral (default: {s.port})")
+    a("--port", type=_port, default=s.port, help=f"listen port; 0 = ephemeral (default: {s.port})")
     a("--pod-name", default=os.environ.get("POD_NAME", s.pod_name),
       help=f"x-inference-pod header (default: env POD_NAME, else {s.pod_name})")
     a("--namespace", default=os.environ.get("POD_NAMESPACE", s.namespace),
       help=f"x-inference-namespace header (default: env POD_NAMESPACE, else {s.namespace})")
     a("--mode", choices=["random", "echo"], default=s.mode,
       help=f"random words, or echo the prompt's tokens (default: {s.mode})")
-    a("--seed", type=int, default=s.seed, help=f"seed of random mode (default: {s.seed})")
+    a("--seed", type=_int, default=s.seed, help=f"seed of random mode (default: {s.seed})")
     a("--default-max-tokens", type=_positive_int, default=s.default_max_tokens,
       help=f"output tokens when a request sets no max_tokens (default: {s.default_max_tokens})")
     a("--eos-probability", type=_probability, default=s.eos_probability,
@@ -104,7 +154,9 @@ def _parser() -> argparse.ArgumentParser:
            f"max_tokens (default: {s.eos_probability})")
     a("--lora-modules", nargs="*", default=[], metavar="NAME=PATH",
       help="LoRA adapters loaded at start (default: none)")
-    a("--log-level", default="INFO", help="stderr log level (default: INFO)")
+    a("--log-level", default="INFO", type=str.upper,
+      choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+      help="stderr log level (default: INFO)")
     a("--enable-admin", action="store_true",
       default=os.environ.get("LLM_SIM_ENABLE_ADMIN", "") in ("1", "true"),
       help="serve /admin/* and honour x-sim-force-error: any client could then degrade "
@@ -174,7 +226,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
 async def serve(config: ServerConfig) -> None:
     """Run until SIGTERM/SIGINT."""
     app = build_app(config)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = app_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, backlog=2048)
     await site.start()

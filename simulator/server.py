@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import HttpVersion11, web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry
 
 from simulator.config import FAILURE_TYPES, ServerConfig
@@ -50,11 +51,25 @@ from simulator.protocol import (
     usage_dict,
 )
 
-__all__ = ["SIM_KEY", "Simulator", "SseSink", "build_app"]
+__all__ = ["SIM_KEY", "Simulator", "SseSink", "app_runner", "build_app"]
 
 log = logging.getLogger("simulator.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# A body that stops arriving (a client gone quiet, or a broken chunk after the first one,
+# which aiohttp's parser never reports to the reader) is answered, never waited on forever.
+BODY_READ_TIMEOUT_S = 30.0
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, or a 408 OpenAI error once it took BODY_READ_TIMEOUT_S to arrive."""
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+            return await request.read()
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within "
+                            f"{BODY_READ_TIMEOUT_S:g} s") from None
 
 # Engine settings /admin/config may change at runtime: name -> type
 _TUNABLE_ENGINE = {
@@ -137,7 +152,7 @@ class Simulator:
         return await self._generate(request, "chat")
 
     async def _generate(self, request: web.Request, kind: str) -> web.StreamResponse:
-        raw = await request.read()
+        raw = await read_body(request)
         arrival = self.clock()  # server TTFT counts from here: the full body is in
         # Requests tend to arrive together (clients send the next one as a stream ends).
         # Yield once so every handler started in this pass of the loop timestamps its
@@ -345,7 +360,7 @@ class Simulator:
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.read())
+        body = json.loads(await read_body(request))
     except (ValueError, RecursionError):
         raise ApiError(400, "request body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -364,6 +379,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return web.json_response(error_body(exc.status, exc.reason), status=exc.status)
+    except RequestPayloadError as exc:  # the body broke off or could not be read
+        return web.json_response(error_body(400, f"cannot read the request body: {exc}"),
+                                 status=400)
     except ConnectionError:
         raise
     except Exception as exc:
@@ -373,6 +391,17 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 SIM_KEY = web.AppKey("simulator", Simulator)
+
+
+def app_runner(app: web.Application) -> web.AppRunner:
+    """The runner every simulator serves through (the CLI and the tests alike).
+
+    Request bodies are taken as sent, as vLLM takes them: with aiohttp's automatic
+    decompression a body whose ``content-encoding`` did not match it failed inside the
+    parser, as a 500 or a plain-text 400 instead of an OpenAI error.
+    """
+    return web.AppRunner(app, handler_cancellation=True, access_log=None,
+                         auto_decompress=False)
 
 
 def build_app(config: ServerConfig, clock: Callable[[], float] = time.monotonic) -> web.Application:

@@ -192,7 +192,7 @@ def test_a_fault_loses_no_request_and_the_stack_recovers(
         not_supported(f"{fault.name} with --scheduler {fault_run.scheduler}: {fault.why}")
     window = fault_run.windows[fault.name]
     found = account(window, fault_run.samples)
-    evidence.fault(fault.name, found.as_dict())
+    evidence.fault(found)
     problems = _problems(fault, found, _failures(fault_run, window))
     assert not problems, f"{fault.name} (log {fault_run.log}):\n" + "\n".join(problems)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -100,6 +101,86 @@ def test_up_status_down_leaves_no_process(tmp_path: Path) -> None:
     again = _cli("down", *where, cwd=tmp_path)
     assert again.returncode == 0 and "nothing running" in again.stdout
     assert _cli("status", *where, cwd=tmp_path).returncode == 1
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_of_the_up_supervisor_takes_its_stack_along(tmp_path: Path) -> None:
+    """No handler runs on SIGKILL: the kernel (PDEATHSIG) must stop Envoy, the EPP and the
+    pods; the next ``up`` then starts cleanly over the stale stack and pid files."""
+    stack_file = tmp_path / "stack.json"
+    where = ("--stack-file", str(stack_file))
+    up = _cli("up", "--pods", "2", *where, "--log-dir", str(tmp_path / "logs"), cwd=tmp_path)
+    children: list[int] = []
+    try:
+        assert up.returncode == 0, up.stderr
+        stack = Stack.read(stack_file)
+        children = [p["pid"] for p in stack.extras["processes"]]
+        names = {p["name"] for p in stack.extras["processes"]}
+        assert names == {"sim-0", "sim-1", "scheduler_ref", "envoy"}, names
+        os.kill(stack.extras["supervisor_pid"], signal.SIGKILL)
+        assert not _wait_gone(children), "stack processes outlived their kill -9'ed supervisor"
+        again = _cli("up", "--pods", "1", *where, "--log-dir", str(tmp_path / "logs2"),
+                     cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        fresh = Stack.read(stack_file)
+        assert _completion(fresh.gateway_url, fresh.model, stream=False).status_code == 200
+    finally:
+        _cli("down", *where, cwd=tmp_path)
+        for pid in children:
+            if pid_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+_HOLDING_RUN = """
+import time
+from pathlib import Path
+from fixtures.localstack import LocalStack, LocalStackConfig
+
+def test_hold_a_stack():
+    with LocalStack(LocalStackConfig(log_dir=Path({logs!r}), pods=1)):
+        Path({marker!r}).touch()
+        time.sleep(300)
+"""
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_of_a_pytest_run_holding_a_stack_takes_the_stack_along(tmp_path: Path) -> None:
+    """What ``kill -9`` of a running ``make conformance`` leaves: nothing of its stack."""
+    marker = tmp_path / "stack-is-up"
+    (tmp_path / "test_hold.py").write_text(_HOLDING_RUN.format(logs=str(tmp_path / "logs"),
+                                                               marker=str(marker)))
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    run = subprocess.Popen(
+        [PYTHON, "-m", "pytest", "test_hold.py", "-q", "-p", "no:cacheprovider", "-c",
+         "pytest.ini", "--rootdir", str(tmp_path)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert run.poll() is None, "the pytest run holding a stack exited early"
+            assert time.monotonic() < deadline, "the stack did not come up"
+            time.sleep(0.2)
+        children = _children_of(run.pid)
+        assert len(children) >= 3, children  # a pod, scheduler_ref, Envoy
+        run.kill()
+        run.wait(10)
+        assert not _wait_gone(children), "stack processes outlived the kill -9'ed pytest"
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in children:
+            if pid_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _children_of(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc: each task's children list)."""
+    tasks = Path(f"/proc/{pid}/task")
+    return sorted({int(child) for task in tasks.iterdir()
+                   for child in (task / "children").read_text().split()})
 
 
 @pytest.mark.parametrize(("flags", "named"), [

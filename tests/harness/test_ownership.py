@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from fixtures.ownership import ProcessIdentity, identify, still_ours
@@ -22,6 +23,22 @@ def test_a_running_process_is_ours_until_it_exits() -> None:
         child.kill()
         child.wait()
     assert not still_ours(recorded)
+
+
+def test_a_killed_process_not_yet_reaped_is_not_ours() -> None:
+    """A zombie keeps its pid and start time; it must not block a new ``up``."""
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        recorded = identify(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while still_ours(recorded) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert child.returncode is None, "reaped: the test no longer looks at a zombie"
+        assert not still_ours(recorded)
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_a_reused_pid_with_another_start_time_is_not_ours() -> None:

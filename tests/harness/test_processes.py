@@ -1,16 +1,19 @@
-"""The process runner: readiness, early exit, kill mid-run, no orphans after SIGTERM."""
+"""The process runner: readiness, early exit, kill mid-run, no orphans after SIGTERM or
+kill -9 of the parent."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from fixtures.processes import ProcessStartError, ProcessSupervisor
+from fixtures.ownership import identify, still_ours
+from fixtures.processes import ProcessStartError, ProcessSupervisor, tied_to_parent
 
 from .util import PYTHON, REPO_ROOT, pid_alive
 
@@ -112,3 +115,74 @@ def test_sigterm_to_parent_leaves_no_orphan(tmp_path: Path) -> None:
         if parent.poll() is None:
             os.killpg(parent.pid, signal.SIGKILL)
             parent.wait()
+
+
+_KILLED_PARENT = """
+import subprocess, sys, time
+from pathlib import Path
+from fixtures.processes import ManagedProcess
+sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+tied = ManagedProcess("tied", sleeper, Path(sys.argv[1])).start()
+# The negative control: the same child started without the runner outlives the parent.
+untied = subprocess.Popen(sleeper, start_new_session=True)
+print(tied.pid, untied.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_child_dies_within_seconds_of_its_parent_being_killed_9(tmp_path: Path) -> None:
+    """No handler runs on SIGKILL: only PDEATHSIG can take the child along."""
+    parent = subprocess.Popen([PYTHON, "-c", _KILLED_PARENT, str(tmp_path / "tied.log")],
+                              cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    tied = untied = 0
+    try:
+        assert parent.stdout is not None
+        tied, untied = (int(pid) for pid in parent.stdout.readline().split())
+        assert pid_alive(tied) and pid_alive(untied)
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while pid_alive(tied) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(tied), "the runner's child outlived its kill -9'ed parent"
+        assert pid_alive(untied), "negative control: a plain child should have survived"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for pid in (tied, untied):
+            if pid and pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_the_wrapper_keeps_pid_and_becomes_the_command(supervisor: ProcessSupervisor) -> None:
+    """Same pid and start time after exec: the recorded identity stays true."""
+    proc = supervisor.start("sleeper", [PYTHON, "-c", "import time; time.sleep(60)"])
+    assert proc.pid is not None
+    before = identify(proc.pid)
+    deadline = time.monotonic() + 10
+    cmdline: list[str] = []
+    while time.monotonic() < deadline:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_text().split("\0")[:-1]
+        if cmdline == proc.argv:
+            break
+        time.sleep(0.05)
+    assert cmdline == proc.argv
+    assert still_ours(before)
+
+
+def test_a_missing_program_raises_file_not_found(supervisor: ProcessSupervisor) -> None:
+    with pytest.raises(FileNotFoundError):
+        supervisor.start("nothing", ["lamplighter-no-such-program"])
+
+
+def test_children_of_other_threads_are_not_tied_to_a_thread_that_ends() -> None:
+    """PDEATHSIG fires when the forking *thread* ends: such children stay with the reaper."""
+    argv = [PYTHON, "-c", "pass"]
+    assert tied_to_parent(argv)[-3:] == argv and len(tied_to_parent(argv)) > len(argv)
+    seen: list[list[str]] = []
+    worker = threading.Thread(target=lambda: seen.append(tied_to_parent(argv)))
+    worker.start()
+    worker.join()
+    assert seen == [argv]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.report import PROPERTY_KEY, RunReport
+from fixtures.fault_accounting import FaultAccount
+from fixtures.report import PROPERTY_KEY, RunReport, summary_lines
 
 NODE = "suites/routing/test_x.py::test_y"
 PHASES = ("setup", "call", "teardown")
@@ -58,3 +59,22 @@ def test_evidence_is_taken_once_from_teardown(tmp_path: Path) -> None:
     assert report.figures == [{"name": "hit", "value": 1}]
     assert report.slo_verdicts == [{"metric": "ttft"}]
     assert report.result() == "passed"
+
+
+def test_a_fault_account_reaches_the_faults_section_and_the_summary(tmp_path: Path) -> None:
+    report = RunReport(run_dir=tmp_path, target="local", gateway="local")
+    account = FaultAccount("pod-errors", "failure_rate 1 on sim-0", sent=40, succeeded=30,
+                           failed=10, lost=0, failed_by_status={"503": 10},
+                           time_to_detect_s=2.5, time_to_recover_s=0.31)
+    fault = (PROPERTY_KEY, json.dumps({"kind": "fault", "fault": {
+        "name": account.name, **account.as_dict(), "test": NODE}}))
+    for when in PHASES:
+        report.add_phase(NODE, when, "passed", 0.0, "", "", [fault])
+    doc = report.to_dict([])
+    assert doc["faults"] == [{"name": "pod-errors", **account.as_dict(), "test": NODE}]
+    assert doc["faults"][0]["requests"] == {"sent": 40, "succeeded": 30, "failed": 10,
+                                            "lost": 0}
+    assert ("  fault pod-errors: sent 40, succeeded 30, failed 10 (503: 10), lost 0"
+            "  detect 2.5 s  recover 0.31 s") in summary_lines(doc)
+    assert RunReport(run_dir=tmp_path, target="local", gateway="local").to_dict([])[
+        "faults"] == []  # control: no fault recorded, an empty section

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fixtures.processes import stop_group
 from simulator.config import EngineConfig, ServerConfig
 from simulator.eventloop import new_event_loop
-from simulator.server import SIM_KEY, Simulator, build_app
+from simulator.server import SIM_KEY, Simulator, app_runner, build_app
 
 __all__ = ["InProcessServer", "metric_value", "run_cli", "sim_config"]
 
@@ -52,7 +52,7 @@ class InProcessServer:
 
     async def _serve(self) -> None:
         app = build_app(self.config)
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        runner = app_runner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

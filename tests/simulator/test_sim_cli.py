@@ -1,4 +1,4 @@
-"""The real CLI as a subprocess: --help, readiness line, serving, clean SIGTERM."""
+"""The real CLI as a subprocess: --help, readiness line, serving, clean SIGTERM, bad flags."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import sys
 import httpx
 import pytest
 from sim_helpers import run_cli
+
+from simulator.__main__ import ArgsError, check_args
 
 
 def test_help_documents_units_and_defaults() -> None:
@@ -54,3 +56,26 @@ def test_cli_streams_on_either_event_loop(loop: str) -> None:
         assert len(events) == 6 and events[-1] == "data: [DONE]"
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(10) == 0
+
+
+@pytest.mark.parametrize(("flags", "named"), [
+    (["--num-gpu-blocks", "0"], "argument --num-gpu-blocks: must be >= 1, got '0'"),
+    (["--time-scale", "nan"], "argument --time-scale: expected a finite number, got 'nan'"),
+    (["--port", "70000"], "argument --port: must be in [0, 65535], got '70000'"),
+    (["--failure-rate", "2"], "argument --failure-rate: must be in [0, 1], got '2'"),
+    (["--log-level", "loud"], "argument --log-level: invalid choice: 'LOUD'"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+])
+def test_bad_flags_exit_2_with_one_line_naming_flag_and_value(flags: list[str],
+                                                             named: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "simulator", *flags], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"llm-sim: error: {named}"), out.stderr
+
+
+def test_check_args_refuses_what_the_cli_refuses_and_accepts_the_rest() -> None:
+    with pytest.raises(ArgsError, match="--block-size: must be >= 1, got '-1'"):
+        check_args(["--block-size", "-1"])
+    check_args(["--block-size", "32", "--time-scale", "0.5"])  # control: good flags pass

@@ -121,6 +121,18 @@ def test_deleting_a_decode_pod_stops_its_simulator(runner: PodRunner, core: clie
     assert condition(_read(core, "decode-b"), "Ready") == "True"
 
 
+def test_a_ready_condition_rewritten_by_another_writer_is_put_right(
+        runner: PodRunner, core: client.CoreV1Api) -> None:
+    """As the node lifecycle controller does to pods of a node it thinks silent."""
+    patched = plain(core.patch_namespaced_pod_status("decode-b", NAMESPACE, cast(Any, {
+        "status": {"conditions": [{"type": "Ready", "status": "False",
+                                   "reason": "NodeNotReady"}]}})))
+    assert condition(patched, "Ready") == "False"  # the rewrite took effect
+    _wait("decode-b Ready again", partial(_is_ready, core, "decode-b"), timeout=10)
+    reasons = {c["type"]: c.get("reason") for c in _read(core, "decode-b")["status"]["conditions"]}
+    assert reasons["Ready"] == "ProcessReady"
+
+
 def test_pod_readiness_follows_its_process(runner: PodRunner, core: client.CoreV1Api,
                                           gate_file: Path, pod_port: int) -> None:
     core.create_namespaced_pod(NAMESPACE, _pod("gated", GATE, pod_port))

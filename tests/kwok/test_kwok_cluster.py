@@ -76,6 +76,24 @@ def test_deployment_becomes_running_pods_with_loopback_ips(kwok_cluster: KwokClu
         assert status.get("availableReplicas") == 2
 
 
+def test_a_job_completes_through_the_job_controller(kwok_cluster: KwokCluster) -> None:
+    with kwok_cluster.api_client() as api_client:
+        batch = client.BatchV1Api(api_client)
+        batch.create_namespaced_job("default", cast(Any, {
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "hook"},
+            "spec": {"backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "main", "image": "example.invalid/job:1"}]}}}}))
+        deadline = time.monotonic() + 60
+        while True:
+            job = plain(batch.read_namespaced_job_status("hook", "default"))
+            if condition(job, "Complete") == "True" or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        assert condition(job, "Complete") == "True"
+        assert job["status"].get("succeeded") == 1
+
+
 def test_a_pod_for_a_node_that_does_not_exist_never_runs(kwok_cluster: KwokCluster) -> None:
     """Negative control: only kwok's nodes run pods (nothing marks an unbound pod Running)."""
     with kwok_cluster.api_client() as api_client:

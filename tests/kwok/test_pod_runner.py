@@ -173,3 +173,14 @@ def test_a_pod_of_an_unknown_kind_is_reported_and_not_run(
 ])
 def test_the_model_comes_from_the_container_command_line(args: list[str], model: str) -> None:
     assert model_of(args, "fallback") == model
+
+
+def test_a_pod_without_a_container_port_is_refused_by_name() -> None:
+    pod = {"metadata": {"namespace": "ns", "name": "p", "uid": "u",
+                        "labels": {PROCESS_LABEL: "simulator"}},
+           "spec": {"containers": [{"name": "vllm", "image": "x"}]},
+           "status": {"podIP": "127.1.0.3"}}
+    with pytest.raises(ValueError, match=r"pod ns/p: container 'vllm' declares no containerPort"):
+        RunnablePod.from_pod(pod)
+    pod["spec"]["containers"][0]["ports"] = [{"containerPort": 8000}]  # type: ignore[index]
+    assert RunnablePod.from_pod(pod).port == 8000

@@ -15,7 +15,7 @@ from kubernetes import client
 from fixtures.options import HarnessOptions
 from fixtures.report import RunReport
 from fixtures.stack import Stack
-from fixtures.targets import TargetError, make_target
+from fixtures.targets import make_target
 from fixtures.targets.kwok import KwokTarget
 from fixtures.tools import TOOLS
 
@@ -98,7 +98,15 @@ def test_collected_diagnostics_hold_pods_events_and_logs(kwok_target: KwokTarget
     assert {"kube-apiserver.log", "kwok.log", "envoy.log"} <= logs
 
 
-def test_the_upstream_epp_is_refused_by_name(tmp_path: Path) -> None:
-    target = KwokTarget(HarnessOptions(target="kwok", scheduler="llm-d"), tmp_path)
-    with pytest.raises(TargetError, match="--scheduler llm-d"):
-        target.up()
+def test_the_upstream_epp_finds_the_decode_pods_through_the_api_server(
+        tmp_path: Path) -> None:
+    target = KwokTarget(HarnessOptions(target="kwok", scheduler="llm-d", pods=2,
+                                       namespace="kwok-llm-d"), tmp_path)
+    try:
+        stack = target.up()
+        assert stack.scheduler == "llm-d"
+        assert stack.extras["epp_version"] == TOOLS["epp"].version
+        assert stack.extras["api_server_version"] == TOOLS["kube"].version
+        assert set(_served_by(stack, 12, "upstream")) == {p.name for p in stack.pods}
+    finally:
+        target.down()

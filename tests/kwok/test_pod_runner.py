@@ -162,7 +162,12 @@ def test_a_pod_of_an_unknown_kind_is_reported_and_not_run(
         p for p in runner.problems.values() if "mystery" in p), None), timeout=30)
     assert f"{NAMESPACE}/mystery" in problem and "'no-such-kind'" in problem
     assert runner.process_of(NAMESPACE, "mystery") is None
-    assert condition(_read(core, "mystery"), "Ready") == "False"
+    _wait("the reason written on the pod", lambda: {
+        c["type"]: c.get("reason") for c in _read(core, "mystery")["status"]["conditions"]
+    }["Ready"] == "CannotRun", timeout=10)
+    ready = next(c for c in _read(core, "mystery")["status"]["conditions"]
+                 if c["type"] == "Ready")
+    assert ready["status"] == "False" and "'no-such-kind'" in ready["message"]
 
 
 @pytest.mark.parametrize(("args", "model"), [

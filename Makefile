@@ -44,6 +44,8 @@ test: lint typecheck
 	$(PY) -m pytest suites/inference suites/routing suites/faults/test_fault_matrix.py \
 		--target local --scheduler llm-d \
 		-p no:cacheprovider $(PYTEST_ARGS)
+	# Every suite on a real control plane (kwok): the EPP finds the pods through the API server.
+	$(PY) -m pytest suites --target kwok -p no:cacheprovider $(PYTEST_ARGS)
 
 # Pinned tools built from Go modules into ~/.cache/lamplighter/tools (a rebuild is a cache hit).
 # Another EPP: make epp EPP_MODULE=github.com/llm-d/llm-d-router EPP_VERSION=v0.9.0

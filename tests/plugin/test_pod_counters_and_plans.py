@@ -86,7 +86,7 @@ def test_bad_plan_names_the_field(tmp_path: Path) -> None:
 
 
 def test_shipped_plans_load() -> None:
-    for target in ("local", "kind", "cluster"):
+    for target in ("local", "kind", "kwok", "cluster"):
         for section in ("routing", "control", "slo"):
             assert load_plan(target, section).requests > 0
 

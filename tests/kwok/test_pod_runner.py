@@ -1,0 +1,191 @@
+"""Pods that stand for a process run for real: a decode pod on a kwok node is a simulator on
+the pod's loopback IP, its Ready condition follows the process, deleting it stops it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+from kubernetes import client
+
+from fixtures.kwok import PROCESS_LABEL, KwokCluster
+from fixtures.kwok.objects import condition, plain
+from fixtures.kwok.pod_runner import Launch, PodRunner, RunnablePod, model_of, simulator_launcher
+from fixtures.ports import PortAllocator
+from fixtures.processes import ProcessSupervisor
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+NAMESPACE = "kwok-runner"
+GATE = "lamplighter-test-gate"  # a process kind whose readiness the test controls
+
+
+@pytest.fixture(scope="module")
+def gate_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gate") / "ready"
+
+
+@pytest.fixture(scope="module")
+def runner(kwok_cluster: KwokCluster, gate_file: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodRunner]:
+    def gated(pod: RunnablePod) -> Launch:
+        return Launch([sys.executable, "-c", "import time; time.sleep(600)"], gate_file.exists)
+
+    launchers = {"simulator": simulator_launcher(), GATE: gated}
+    with ProcessSupervisor(tmp_path_factory.mktemp("runner") / "logs") as supervisor, \
+            PodRunner(kwok_cluster.kubeconfig, supervisor, launchers,
+                      kwok_cluster.node_names) as running, \
+            kwok_cluster.api_client() as api_client:
+        client.CoreV1Api(api_client).create_namespace(
+            cast(Any, {"metadata": {"name": NAMESPACE}}))
+        yield running
+
+
+@pytest.fixture
+def core(kwok_cluster: KwokCluster) -> Iterator[client.CoreV1Api]:
+    with kwok_cluster.api_client() as api_client:
+        yield client.CoreV1Api(api_client)
+
+
+@pytest.fixture(scope="module")
+def pod_port() -> Iterator[int]:
+    """One container port for every pod (each has its own IP); the lock keeps ip:port ours."""
+    with PortAllocator() as allocator:
+        yield allocator.reserve()
+
+
+def _pod(name: str, kind: str, port: int) -> Any:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {PROCESS_LABEL: kind, "app": "decode"}},
+            "spec": {"containers": [{
+                "name": "vllm", "image": "ghcr.io/llm-d/llm-d:never-pulled",
+                "args": ["--model", "sim-model", "--port", str(port)],
+                "ports": [{"containerPort": port}]}]}}
+
+
+def _wait(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def _read(core: client.CoreV1Api, name: str) -> dict[str, Any]:
+    return plain(core.read_namespaced_pod(name, NAMESPACE))
+
+
+def _is_ready(core: client.CoreV1Api, name: str) -> bool:
+    return condition(_read(core, name), "Ready") == "True"
+
+
+def test_decode_pods_serve_on_their_pod_ips_and_become_ready(
+        runner: PodRunner, core: client.CoreV1Api, pod_port: int) -> None:
+    for name in ("decode-a", "decode-b"):
+        core.create_namespaced_pod(NAMESPACE, _pod(name, "simulator", pod_port))
+    for name in ("decode-a", "decode-b"):
+        _wait(f"{name} Ready", partial(_is_ready, core, name))
+        pod = _read(core, name)
+        ip = pod["status"]["podIP"]
+        assert ip.startswith("127.1.")
+        reply = httpx.get(f"http://{ip}:{pod_port}/v1/models", timeout=5)
+        assert reply.status_code == 200
+        assert [m["id"] for m in reply.json()["data"]] == ["sim-model"]
+        assert reply.headers["x-inference-pod"] == name
+        assert reply.headers["x-inference-namespace"] == NAMESPACE
+        assert [c["ready"] for c in pod["status"]["containerStatuses"]] == [True]
+
+
+def test_deleting_a_decode_pod_stops_its_simulator(runner: PodRunner, core: client.CoreV1Api,
+                                                   pod_port: int) -> None:
+    ips = {n: _read(core, n)["status"]["podIP"] for n in ("decode-a", "decode-b")}
+    process = runner.process_of(NAMESPACE, "decode-a")
+    assert process is not None and process.alive
+
+    core.delete_namespaced_pod("decode-a", NAMESPACE)
+    _wait("decode-a's simulator stopped", lambda: not process.alive, timeout=30)
+    assert runner.process_of(NAMESPACE, "decode-a") is None
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://{ips['decode-a']}:{pod_port}/health", timeout=2)
+    # negative control: the other pod's simulator was left alone and still serves
+    assert httpx.get(f"http://{ips['decode-b']}:{pod_port}/health", timeout=5).status_code == 200
+    assert condition(_read(core, "decode-b"), "Ready") == "True"
+
+
+def test_a_ready_condition_rewritten_by_another_writer_is_put_right(
+        runner: PodRunner, core: client.CoreV1Api) -> None:
+    """As the node lifecycle controller does to pods of a node it thinks silent."""
+    patched = plain(core.patch_namespaced_pod_status("decode-b", NAMESPACE, cast(Any, {
+        "status": {"conditions": [{"type": "Ready", "status": "False",
+                                   "reason": "NodeNotReady"}]}})))
+    assert condition(patched, "Ready") == "False"  # the rewrite took effect
+    _wait("decode-b Ready again", partial(_is_ready, core, "decode-b"), timeout=10)
+    reasons = {c["type"]: c.get("reason") for c in _read(core, "decode-b")["status"]["conditions"]}
+    assert reasons["Ready"] == "ProcessReady"
+
+
+def test_pod_readiness_follows_its_process(runner: PodRunner, core: client.CoreV1Api,
+                                          gate_file: Path, pod_port: int) -> None:
+    core.create_namespaced_pod(NAMESPACE, _pod("gated", GATE, pod_port))
+    _wait("gated's process started", lambda: runner.process_of(NAMESPACE, "gated"))
+    time.sleep(2)  # kwok would have marked a simulated pod Ready well within this
+    pod = _read(core, "gated")
+    assert pod["status"]["phase"] == "Running" and pod["status"]["podIP"]
+    assert condition(pod, "Ready") == "False"
+
+    gate_file.touch()
+    _wait("gated Ready", partial(_is_ready, core, "gated"))
+
+    process = runner.process_of(NAMESPACE, "gated")
+    assert process is not None
+    process.stop()
+    _wait("gated not Ready after its process exited",
+          lambda: condition(_read(core, "gated"), "Ready") == "False", timeout=10)
+    reasons = {c["type"]: c.get("reason") for c in _read(core, "gated")["status"]["conditions"]}
+    assert reasons["Ready"] == "ProcessExited"
+    core.delete_namespaced_pod("gated", NAMESPACE)
+
+
+def test_a_pod_of_an_unknown_kind_is_reported_and_not_run(
+        runner: PodRunner, core: client.CoreV1Api, pod_port: int) -> None:
+    core.create_namespaced_pod(NAMESPACE, _pod("mystery", "no-such-kind", pod_port))
+    problem = _wait("a problem reported", lambda: next(iter(
+        p for p in runner.problems.values() if "mystery" in p), None), timeout=30)
+    assert f"{NAMESPACE}/mystery" in problem and "'no-such-kind'" in problem
+    assert runner.process_of(NAMESPACE, "mystery") is None
+    _wait("the reason written on the pod", lambda: {
+        c["type"]: c.get("reason") for c in _read(core, "mystery")["status"]["conditions"]
+    }["Ready"] == "CannotRun", timeout=10)
+    ready = next(c for c in _read(core, "mystery")["status"]["conditions"]
+                 if c["type"] == "Ready")
+    assert ready["status"] == "False" and "'no-such-kind'" in ready["message"]
+
+
+@pytest.mark.parametrize(("args", "model"), [
+    (["--model", "m1", "--port", "8000"], "m1"),
+    (["--model=m2"], "m2"),
+    (["vllm", "serve", "Qwen/Qwen3-0.6B", "--port", "8000"], "Qwen/Qwen3-0.6B"),
+    (["--port", "8000"], "fallback"),
+])
+def test_the_model_comes_from_the_container_command_line(args: list[str], model: str) -> None:
+    assert model_of(args, "fallback") == model
+
+
+def test_a_pod_without_a_container_port_is_refused_by_name() -> None:
+    pod = {"metadata": {"namespace": "ns", "name": "p", "uid": "u",
+                        "labels": {PROCESS_LABEL: "simulator"}},
+           "spec": {"containers": [{"name": "vllm", "image": "x"}]},
+           "status": {"podIP": "127.1.0.3"}}
+    with pytest.raises(ValueError, match=r"pod ns/p: container 'vllm' declares no containerPort"):
+        RunnablePod.from_pod(pod)
+    pod["spec"]["containers"][0]["ports"] = [{"containerPort": 8000}]  # type: ignore[index]
+    assert RunnablePod.from_pod(pod).port == 8000

@@ -13,6 +13,8 @@ from fixtures.cluster import ClusterError
 from fixtures.cluster.commands import RecordedRunner
 from fixtures.cluster.kube import KubeClient
 from fixtures.cluster.matrix import combination, matrix
+from fixtures.cluster.paths import repo_root
+from fixtures.cluster.profiles import available_versions
 from fixtures.options import HarnessOptions
 from fixtures.targets.cluster import ClusterTarget
 
@@ -44,6 +46,19 @@ def test_unsupported_combination_is_a_reason_not_an_error(version: str, gateway:
     target = ClusterTarget(options, tmp_path, kube=object())  # type: ignore[arg-type]
     reason = target.unsupported_reason()
     assert reason and f"guide {version} has no" in reason
+
+
+def test_readme_matrix_table_is_the_matrix() -> None:
+    """The README's provider table is generated knowledge: it must not drift from the data."""
+    text = (repo_root() / "README.md").read_text()
+    header = next(x for x in text.splitlines() if x.startswith("| guide | istio |"))
+    providers = [c.strip() for c in header.strip("|").split("|")][1:]
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.strip("|").split("|")][1:]
+            for r in text.splitlines()
+            if r.startswith("| v0.") or r.startswith("| current |")}
+    want = {v: ["yes" if combination(v, p).supported else "—" for p in providers]
+            for v in available_versions()}
+    assert rows == want
 
 
 def _guide(root: Path) -> Path:

@@ -21,8 +21,9 @@ def test_monitoring_crds_installed(deployed: GuideView) -> None:
     """Charts render ServiceMonitor/PodMonitor (or GKE PodMonitoring); missing CRDs break it."""
     crds = deployed.profile.monitoring_crds
     if not crds:
-        not_supported(f"guide {deployed.profile.version} renders no monitoring objects by "
-                      "default (monitoring is opt-in), so it needs no monitoring CRDs")
+        not_supported(f"guide {deployed.profile.version} with {deployed.provider.name} "
+                      "renders no monitoring objects (ServiceMonitor/PodMonitor), so it needs "
+                      "no monitoring CRDs")
     assert_no_problems(monitoring_crd_problems(deployed.crds_present(crds), crds))
 
 

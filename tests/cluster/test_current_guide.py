@@ -4,17 +4,21 @@ every call naming ``--kube-context``."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from fixtures.cluster import ClusterError
 from fixtures.cluster.commands import RecordedRunner
 from fixtures.cluster.kube import KubeClient
 from fixtures.cluster.matrix import combination, matrix
-from fixtures.cluster.paths import repo_root
-from fixtures.cluster.profiles import available_versions
+from fixtures.cluster.paths import guide_fixture_dir, repo_root
+from fixtures.cluster.profiles import available_versions, load_profile
+from fixtures.cluster.router_checks import discovery_of, epp_discovery_problems
 from fixtures.options import HarnessOptions
 from fixtures.targets.cluster import ClusterTarget
 
@@ -143,3 +147,30 @@ def test_missing_guide_file_fails_before_anything_is_created(emulator: Emulator,
         target.install_guide()
     assert not calls.exists(), "no helm/kubectl call ran"
     assert target.installer.ledger.created == [], "not even the namespace was touched"
+
+
+def _rendered(name: str) -> dict[tuple[str, str], dict[str, Any]]:
+    path = guide_fixture_dir("current") / name
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(path.read_text())
+            if d}
+
+
+def test_discovery_is_told_apart_pool_selector_file() -> None:
+    """Pool (``--pool-name``), label selector (``--endpoint-selector``, GAIE's pool-less
+    discovery) and file (the no-Kubernetes guide's ``file-discovery`` plugin); a profile
+    expecting the pool fails the other two, naming what the EPP does instead."""
+    objs = _rendered("standalone/router.yaml")
+    profile = load_profile("current", "standalone")
+    dep = copy.deepcopy(objs[("Deployment", "optimized-baseline-epp")])
+    cm = copy.deepcopy(objs[("ConfigMap", "optimized-baseline-epp")])
+    assert discovery_of(dep, cm, profile) == "pool"
+    assert epp_discovery_problems(dep, cm, profile) == []
+    epp = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "epp")
+    i = epp["args"].index("--pool-name")
+    epp["args"][i:i + 2] = ["--endpoint-selector", "llm-d.ai/guide=optimized-baseline"]
+    assert discovery_of(dep, cm, profile) == "selector"
+    (problem,) = epp_discovery_problems(dep, cm, profile)
+    assert "discovers endpoints by selector" in problem and "expects pool" in problem
+    no_k8s = (guide_fixture_dir("current") / "no-kubernetes" / "config.yaml").read_text()
+    cm["data"][profile.epp_config_key] = no_k8s
+    assert discovery_of(dep, cm, profile) == "file"

@@ -174,3 +174,35 @@ def test_discovery_is_told_apart_pool_selector_file() -> None:
     no_k8s = (guide_fixture_dir("current") / "no-kubernetes" / "config.yaml").read_text()
     cm["data"][profile.epp_config_key] = no_k8s
     assert discovery_of(dep, cm, profile) == "file"
+
+
+@pytest.mark.parametrize("gateway", ["standalone", "none", "gke", "istio", "agentgateway"])
+def test_profile_matches_the_rendered_objects(gateway: str) -> None:
+    """Chart, pool, selector, route and model-server facts of the profile are the render's."""
+    profile = load_profile("current", gateway)
+    mode = "standalone" if gateway == "standalone" else f"gateway-{gateway}"
+    text = (guide_fixture_dir("current") / mode / "router.yaml").read_text()
+    assert f"# Source: {profile.releases[0].chart}/templates/" in text
+    objs = _rendered(f"{mode}/router.yaml")
+    pool = objs[("InferencePool", profile.pool_name)]
+    assert pool["apiVersion"] == profile.pool_api_version
+    assert pool["spec"]["selector"]["matchLabels"] == profile.pool_selector
+    assert [p["number"] for p in pool["spec"]["targetPorts"]] == [profile.pool_target_port]
+    svc = objs[("Service", profile.epp_service)]
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == profile.epp_service_ports
+    route = objs.get(("HTTPRoute", profile.route_name))
+    if gateway == "standalone":
+        assert route is None and profile.proxy is not None
+        assert ("ConfigMap", profile.proxy.configmap) in objs
+    else:
+        assert route is not None and profile.proxy is None
+        assert route["spec"]["parentRefs"][0]["name"] == profile.gateway_name
+    assert profile.router is not None
+    overlay = profile.router.modelserver_overlay.removeprefix("modelserver/").replace("/", "-")
+    models = _rendered(f"modelserver/{overlay}.yaml")
+    decode = models[("Deployment", profile.decode_deployment)]
+    assert decode["spec"]["replicas"] == profile.decode_replicas
+    labels = decode["spec"]["template"]["metadata"]["labels"]
+    assert profile.decode_labels.items() <= labels.items()
+    assert [c["name"] for c in decode["spec"]["template"]["spec"]["containers"]] == \
+        list(profile.decode_containers)

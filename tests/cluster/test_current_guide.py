@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +209,20 @@ def test_profile_matches_the_rendered_objects(gateway: str) -> None:
     assert profile.decode_labels.items() <= labels.items()
     assert [c["name"] for c in decode["spec"]["template"]["spec"]["containers"]] == \
         list(profile.decode_containers)
+
+
+def test_traffic_suites_report_an_unsupported_pair_as_not_supported(tmp_path: Path) -> None:
+    """The ``stack`` fixture asks the matrix first: v0.3 has no standalone mode, so the
+    inference suite reports not supported without touching a cluster (KUBECONFIG points
+    nowhere) instead of erroring in the install."""
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "absent")}
+    env.pop("PYTEST_ADDOPTS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/inference", "--target", "cluster",
+         "--gateway", "standalone", "--guide-version", "v0.3", "--no-install", "-q", "-rs",
+         "-p", "no:cacheprovider", "--report-dir", str(tmp_path / "reports")],
+        cwd=repo_root(), env=env, capture_output=True, text=True, timeout=120, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "error" not in out.lower().split("short test summary")[-1], out
+    assert "not supported: guide v0.3 has no standalone mode" in out

@@ -161,6 +161,9 @@ def test_current_guide_defects_fail_the_matching_tests(emulator: Emulator,
         "test_standalone_envoy_proxy[standalone]",
         "test_epp_flags[standalone]",
     }, run.output
+    configs = (run.run_dir / "diagnostics" / "standalone-main" / "status" /
+               "epp-configmaps.yaml").read_text()
+    assert "no-hit-lru-scorer" in configs and "envoy.filters.http.ext_proc" in configs
     out = run.output
     assert ("schedulingProfiles[default].plugins[no-hit-lru-scorer].weight is 1, "
             "profile current expects 2") in out

@@ -1,9 +1,9 @@
 """The installed guide, per provider, for the deploy checks (cluster targets only).
 
-One install per session and provider (``helmfile apply`` or, with ``--no-install``, the
-existing one), owned by the plugin's ``target`` fixture: when any test failed, diagnostics go
-to ``<run>/diagnostics/<provider>-<worker>/`` BEFORE cleanup; ``--keep-stack`` /
-``--keep-on-failure`` skip the cleanup.
+One install per session and provider (``helmfile apply``, the router chart for the current
+guide, or, with ``--no-install``, the existing one), owned by the plugin's ``target``
+fixture: when any test failed, diagnostics go to ``<run>/diagnostics/<provider>-<worker>/``
+BEFORE cleanup; ``--keep-stack`` / ``--keep-on-failure`` skip the cleanup.
 """
 
 from __future__ import annotations
@@ -33,3 +33,14 @@ def deployed(harness_options: HarnessOptions, target: Target) -> GuideView:
 def profile(deployed: GuideView) -> GuideProfile:
     return deployed.profile
 
+
+
+@pytest.fixture(scope="session")
+def gateway_mode(deployed: GuideView) -> GuideView:
+    """The install, when it has Gateway API objects (Gateway, HTTPRoute, pool parents):
+    standalone mode has none and reports those checks not supported."""
+    if not deployed.provider.gateway_api:
+        not_supported(f"guide {deployed.profile.version} in {deployed.provider.mode} mode has "
+                      "no Gateway, HTTPRoute or pool parent: Envoy runs in the EPP pod "
+                      "(see test_standalone_envoy_proxy)")
+    return deployed

@@ -12,8 +12,9 @@ from fixtures.cluster.checks import (
 from fixtures.cluster.guide import GuideView
 
 
-def test_inferencepool_accepted_by_parent(deployed: GuideView) -> None:
-    assert_no_problems(pool_parent_problems(deployed.pool(), deployed.profile.pool_name))
+def test_inferencepool_accepted_by_parent(gateway_mode: GuideView) -> None:
+    assert_no_problems(pool_parent_problems(gateway_mode.pool(),
+                                            gateway_mode.profile.pool_name))
 
 
 def test_pool_selector_matches_decode_pods(deployed: GuideView) -> None:

@@ -12,27 +12,27 @@ from fixtures.cluster.checks import (
 from fixtures.cluster.guide import GuideView
 
 
-def test_gateway_programmed_with_address(deployed: GuideView) -> None:
-    profile = deployed.profile
-    assert_no_problems(gateway_problems(deployed.gateway(), profile.gateway_name,
-                                 deployed.provider.expect_gateway_address))
+def test_gateway_programmed_with_address(gateway_mode: GuideView) -> None:
+    profile = gateway_mode.profile
+    assert_no_problems(gateway_problems(gateway_mode.gateway(), profile.gateway_name,
+                                        gateway_mode.provider.expect_gateway_address))
 
 
-def test_httproute_in_install_namespace(deployed: GuideView) -> None:
+def test_httproute_in_install_namespace(gateway_mode: GuideView) -> None:
     """Catches v0.2's route files, which hardcode a namespace other than the install's."""
-    profile = deployed.profile
-    route = deployed.route()
-    elsewhere = [] if route is not None else deployed.routes_elsewhere()
+    profile = gateway_mode.profile
+    route = gateway_mode.route()
+    elsewhere = [] if route is not None else gateway_mode.routes_elsewhere()
     assert_no_problems(route_namespace_problems(route, elsewhere, profile.route_name,
-                                         deployed.namespace, profile))
+                                                gateway_mode.namespace, profile))
 
 
-def test_httproute_accepted_and_resolved_refs(deployed: GuideView) -> None:
+def test_httproute_accepted_and_resolved_refs(gateway_mode: GuideView) -> None:
     """Accepted and ResolvedRefs; names the known defect of a pool created after its route."""
-    profile = deployed.profile
-    assert_no_problems(route_status_problems(deployed.route(), profile.route_name,
-                                      profile.gateway_name, deployed.pool()))
+    profile = gateway_mode.profile
+    assert_no_problems(route_status_problems(gateway_mode.route(), profile.route_name,
+                                             profile.gateway_name, gateway_mode.pool()))
 
 
-def test_httproute_backend_is_the_pool(deployed: GuideView) -> None:
-    assert_no_problems(route_backend_problems(deployed.route(), deployed.profile))
+def test_httproute_backend_is_the_pool(gateway_mode: GuideView) -> None:
+    assert_no_problems(route_backend_problems(gateway_mode.route(), gateway_mode.profile))

@@ -35,8 +35,9 @@ def test_pods_ready_with_expected_containers(deployed: GuideView, role: str) -> 
     profile = deployed.profile
     name, _ = _deployment(deployed, role)
     pods = deployed.pods_of(deployed.deployment(name))
-    if role == "epp":
-        problems = pod_problems(pods, f"Deployment {name}", [profile.epp_container],
+    if role == "epp":  # standalone: the Envoy container beside the EPP must be ready too
+        proxy = [profile.proxy.container] if profile.proxy else []
+        problems = pod_problems(pods, f"Deployment {name}", [profile.epp_container, *proxy],
                                 max_restarts=profile.max_restarts)
     else:
         problems = pod_problems(pods, f"Deployment {name}", profile.decode_containers,
@@ -45,7 +46,8 @@ def test_pods_ready_with_expected_containers(deployed: GuideView, role: str) -> 
 
 
 def test_epp_service_ports(deployed: GuideView) -> None:
-    """The EPP Service exposes ext_proc (9002) and metrics (9090)."""
+    """The EPP Service exposes ext_proc (9002) and metrics (9090) (current guide: and
+    Envoy's http 80)."""
     profile = deployed.profile
     assert_no_problems(service_port_problems(deployed.service(profile.epp_service),
                                       profile.epp_service, profile.epp_service_ports))

@@ -39,19 +39,21 @@ class SuiteRun:
 
 
 def run_deploy_suite(emulator: Emulator, tmp_path: Path, version: str, provider: str,
-                     *extra: str) -> SuiteRun:
+                     *extra: str, namespace: str = NAMESPACE,
+                     recordings: str | None = None) -> SuiteRun:
     """``pytest suites/deploy --target cluster --no-install`` in a subprocess, against the
-    emulator (kubeconfig) with helm answered from recordings."""
+    emulator (kubeconfig) with helm answered from recordings (``recordings/<version>``
+    unless named)."""
     kubeconfig = emulator.kubeconfig(tmp_path / "kubeconfig")
     report_dir = tmp_path / "reports"
     env = {k: v for k, v in os.environ.items()
            if k not in ("HF_TOKEN", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
     # the user who created the token secret has the token in env; that is what is masked
     env.update(KUBECONFIG=str(kubeconfig), HF_TOKEN=FAKE_HF_TOKEN,
-               LAMPLIGHTER_COMMAND_RECORDINGS=str(DATA / "recordings" / version))
+               LAMPLIGHTER_COMMAND_RECORDINGS=str(DATA / "recordings" / (recordings or version)))
     argv = [sys.executable, "-m", "pytest", "suites/deploy", "--target", "cluster",
             "--gateway", provider, "--guide-version", version, "--no-install",
-            "--namespace", NAMESPACE, "--report-dir", str(report_dir),
+            "--namespace", namespace, "--report-dir", str(report_dir),
             "-p", "no:cacheprovider", "-q", "-rfs", "--timeout", "60", *extra]
     proc = subprocess.run(argv, cwd=repo_root(), env=env, capture_output=True, text=True,
                           timeout=120, check=False)

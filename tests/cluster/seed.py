@@ -12,7 +12,7 @@ import base64
 import copy
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -22,17 +22,22 @@ from fixtures.cluster.providers import load_provider
 
 from .emulator import Emulator
 
-__all__ = ["FAKE_HF_TOKEN", "GuideSeed", "seed_guide"]
+__all__ = ["CURRENT_NS", "FAKE_HF_TOKEN", "CurrentGuideSeed", "GuideSeed", "seed_guide"]
 
 Obj = dict[str, Any]
 FAKE_HF_TOKEN = "hf_lamplighterFAKEtoken1234567890"
 RENDERED_NS = "llm-d-inference-scheduler"
 DEFAULT_POSTFIX = "inference-scheduling"
+CURRENT_NS, CURRENT_POSTFIX = "llm-d-optimized-baseline", "optimized-baseline"
 
 
 def _cond(type_: str, status: str = "True", reason: str = "", message: str = "") -> Obj:
     return {"type": type_, "status": status, "reason": reason or type_, "message": message,
             "lastTransitionTime": "2025-01-01T00:00:00Z"}
+
+
+GATEWAY_STATUS: Obj = {"addresses": [{"type": "IPAddress", "value": "10.96.0.10"}],
+                      "conditions": [_cond("Accepted"), _cond("Programmed")]}
 
 
 def _docs(path: Path, namespace: str, postfix: str) -> list[Obj]:
@@ -78,12 +83,16 @@ class GuideSeed:
         self.provider = load_provider(provider)
         self.source = guide_fixture_dir(version)
 
+    def rendered(self) -> list[tuple[str, Path]]:
+        """(release label, rendered file) of what the install creates."""
+        return [(r, self.source / self.provider.name / f"{r}.yaml")
+                for r in ("infra", "gaie", "ms")]
+
     def release_objects(self) -> list[Obj]:
-        """What ``helmfile apply`` creates, with the statuses a healthy cluster reports."""
+        """What the install creates, with the statuses a healthy cluster reports."""
         objs: list[Obj] = []
-        for release in ("infra", "gaie", "ms"):
-            for doc in _docs(self.source / self.provider.name / f"{release}.yaml",
-                             self.namespace, self.profile.postfix):
+        for release, path in self.rendered():
+            for doc in _docs(path, self.namespace, self.profile.postfix):
                 doc.setdefault("metadata", {}).setdefault("namespace", self.namespace)
                 doc["metadata"].setdefault("labels", {})["lamplighter.test/release"] = release
                 objs.append(doc)
@@ -98,10 +107,11 @@ class GuideSeed:
                                  "conditions": [_cond("Available"), _cond("Progressing")]}
                 extra += _pods_for(obj, i)
             elif kind == "Gateway":
-                obj["status"] = {"addresses": [{"type": "IPAddress", "value": "10.96.0.10"}],
-                                 "conditions": [_cond("Accepted"), _cond("Programmed")]}
+                obj["status"] = copy.deepcopy(GATEWAY_STATUS)
                 extra += self._gateway_proxy(obj)
-            elif kind == "InferencePool":
+            elif kind == "HTTPRoute":  # chart-made (current guide, gateway mode)
+                obj["status"] = self.route_status()
+            elif kind == "InferencePool" and self.provider.gateway_api:
                 field = "parents" if obj["apiVersion"].endswith("/v1") else "parent"
                 obj["status"] = {field: [{"parentRef": {"kind": "Gateway",
                                                         "name": self.profile.gateway_name},
@@ -132,8 +142,16 @@ class GuideSeed:
                                                "restartCount": 0}]}},
         ]
 
-    def route(self) -> Obj:
+    def route_status(self) -> Obj:
+        return {"parents": [{
+            "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                          "name": self.profile.gateway_name},
+            "controllerName": f"{self.provider.name}.example/gateway-controller",
+            "conditions": [_cond("Accepted"), _cond("ResolvedRefs")]}]}
+
+    def route(self) -> Obj | None:
         """The provider's route file as the harness applies it, Accepted and resolved."""
+        assert self.provider.route_file is not None
         route: Obj = yaml.safe_load((self.source / self.provider.route_file).read_text())
         route["metadata"].update(namespace=self.namespace, name=self.profile.route_name,
                                  creationTimestamp="2025-01-01T00:05:00Z")
@@ -142,17 +160,13 @@ class GuideSeed:
         for rule in route["spec"]["rules"]:
             for backend in rule["backendRefs"]:
                 backend["name"] = self.profile.pool_name
-        route["status"] = {"parents": [{
-            "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
-                          "name": self.profile.gateway_name},
-            "controllerName": f"{self.provider.name}.example/gateway-controller",
-            "conditions": [_cond("Accepted"), _cond("ResolvedRefs")]}]}
+        route["status"] = self.route_status()
         return route
 
     def accept_routes(self, obj: Obj) -> None:
         """Emulator controller: the gateway accepts any HTTPRoute that has no status yet."""
         if obj.get("kind") == "HTTPRoute" and not obj.get("status"):
-            obj["status"] = self.route()["status"]
+            obj["status"] = self.route_status()
 
     def prerequisites(self) -> list[Obj]:
         """Namespace, HF token secret, monitoring CRDs: present before any install."""
@@ -167,11 +181,12 @@ class GuideSeed:
             *crds,
         ]
 
-    def seed(self, *, installed: bool = True) -> GuideSeed:
+    def seed(self, *, installed: bool = True) -> Self:
         for obj in self.prerequisites():
             self.emulator.put(obj)
         if installed:
-            for obj in (*self.release_objects(), self.route()):
+            route = self.route()
+            for obj in (*self.release_objects(), *([route] if route else [])):
                 self.emulator.put(obj)
             for pod in self.emulator.of_kind("Pod", self.namespace):
                 for c in pod["spec"].get("containers") or ():
@@ -192,7 +207,7 @@ class GuideSeed:
         status["conditions"] = [_cond("Ready", "False", "ContainersNotReady",
                                       "containers with unready status: [vllm]")]
         for c in status["containerStatuses"]:
-            if c["name"] == "vllm":
+            if c["name"] == self.profile.decode_containers[0]:
                 c.update(ready=False, restartCount=7, state={"waiting": {
                     "reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting"}})
         self.emulator.put(pod)
@@ -215,6 +230,69 @@ class GuideSeed:
         route["status"]["parents"][0]["conditions"][0] = _cond(
             "Accepted", "False", "NotAllowedByListeners", "no listener allows this route")
         self.emulator.put(route)
+
+
+class CurrentGuideSeed(GuideSeed):
+    """The current guide (``tests/data/guide/current``): the router chart's objects for the
+    mode and provider, the model-server overlay, and the provider's Gateway recipe (provider
+    none: a Gateway of the user's, here a minimal one)."""
+
+    def __init__(self, emulator: Emulator, provider: str,
+                 namespace: str = CURRENT_NS) -> None:
+        super().__init__(emulator, "current", provider, namespace, CURRENT_POSTFIX)
+
+    def rendered(self) -> list[tuple[str, Path]]:
+        router = self.profile.router
+        assert router is not None
+        mode = "standalone" if self.provider.mode == "standalone" else \
+            f"gateway-{self.provider.name}"
+        overlay = router.modelserver_overlay.removeprefix("modelserver/").replace("/", "-")
+        files = [("router", self.source / mode / "router.yaml"),
+                 ("modelserver", self.source / "modelserver" / f"{overlay}.yaml")]
+        if router.gateway_recipe:
+            recipe = router.gateway_recipe.rsplit("/", 1)[-1]
+            named = self.source / mode / f"gateway-{recipe}.yaml"
+            files.append(("gateway", named if named.exists() else
+                          self.source / mode / "gateway.yaml"))
+        return files
+
+    def release_objects(self) -> list[Obj]:
+        objs = super().release_objects()
+        if self.provider.gateway_api and not any(o["kind"] == "Gateway" for o in objs):
+            gateway = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                       "metadata": {"name": self.profile.gateway_name,
+                                    "namespace": self.namespace},
+                       "spec": {"gatewayClassName": "users-own",
+                                "listeners": [{"name": "default", "port": 80,
+                                               "protocol": "HTTP"}]}}
+            gateway["status"] = copy.deepcopy(GATEWAY_STATUS)
+            objs.append(gateway)
+        return objs
+
+    def route(self) -> Obj | None:
+        return None  # the router chart makes the HTTPRoute (httpRoute.create=true)
+
+    # -- defects -----------------------------------------------------------------------
+    def remove_proxy_container(self) -> None:
+        """The EPP Deployment and its pods without the standalone Envoy."""
+        proxy = self.profile.proxy
+        assert proxy is not None
+        dep = self.emulator.find("Deployment", self.profile.epp_deployment, self.namespace)
+        assert dep is not None
+        spec = dep["spec"]["template"]["spec"]
+        spec["containers"] = [c for c in spec["containers"] if c["name"] != proxy.container]
+        self.emulator.put(dep)
+
+    def replace_epp_arg(self, old: str, new: str) -> None:
+        """One EPP argument replaced verbatim (e.g. ``--v=2`` -> ``--v=1``)."""
+        dep = self.emulator.find("Deployment", self.profile.epp_deployment, self.namespace)
+        assert dep is not None
+        for c in dep["spec"]["template"]["spec"]["containers"]:
+            if c["name"] == self.profile.epp_container:
+                args = [str(a) for a in c["args"]]
+                assert old in args, args
+                c["args"] = [new if a == old else a for a in args]
+        self.emulator.put(dep)
 
 
 def seed_guide(emulator: Emulator, version: str, provider: str, namespace: str) -> GuideSeed:

@@ -6,20 +6,25 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import NAMESPACE, require_guide_fixtures, run_deploy_suite
+from .conftest import NAMESPACE, SuiteRun, require_guide_fixtures, run_deploy_suite
 from .emulator import Emulator
-from .seed import FAKE_HF_TOKEN, GuideSeed
+from .seed import CURRENT_NS, FAKE_HF_TOKEN, CurrentGuideSeed, GuideSeed
 
 
-@pytest.mark.parametrize(("version", "gateway"),
-                         [("v0.3", "gke"), ("v0.3", "istio"), ("v0.2", "istio")])
+@pytest.mark.parametrize(("version", "gateway", "summary"),
+                         [("v0.3", "gke", "18 passed, 2 skipped"),
+                          ("v0.3", "istio", "18 passed, 2 skipped"),
+                          ("v0.2", "istio", "17 passed, 3 skipped")])
 def test_deploy_suite_passes_on_a_healthy_install(emulator: Emulator, tmp_path: Path,
-                                                  version: str, gateway: str) -> None:
+                                                  version: str, gateway: str,
+                                                  summary: str) -> None:
+    """The current guide's standalone-Envoy and EPP-flag checks are not supported here, and
+    v0.2 on istio renders no monitoring objects (so its CRD check is not supported)."""
     require_guide_fixtures(version)
     GuideSeed(emulator, version, gateway, NAMESPACE).seed()
     run = run_deploy_suite(emulator, tmp_path, version, gateway)
     assert run.rc == 0, run.output
-    assert "17 passed" in run.output, run.output
+    assert summary in run.output, run.output
     assert not (run.run_dir / "diagnostics").exists()
 
 
@@ -95,3 +100,114 @@ def test_route_in_another_namespace_is_named_as_the_known_defect(emulator: Emula
     assert "test_httproute_in_install_namespace[istio]" in _failed(run.output), run.output
     assert ("found HTTPRoute llm-d-inference-scheduling/llm-d-inference-scheduling "
             "(known defect: the guide's httproute*.yaml hardcode") in run.output
+
+
+# -- the current guide (optimized-baseline) -----------------------------------------------
+def _run_current(emulator: Emulator, tmp_path: Path, seed: CurrentGuideSeed,
+                 *extra: str) -> SuiteRun:
+    mode = "standalone" if seed.provider.mode == "standalone" else "gateway"
+    return run_deploy_suite(emulator, tmp_path, "current", seed.provider.name, *extra,
+                            namespace=CURRENT_NS, recordings=f"current-{mode}")
+
+
+def _not_supported(output: str) -> list[str]:
+    return sorted(line.split("not supported: ", 1)[1] for line in output.splitlines()
+                  if line.startswith("SKIPPED") and "not supported: " in line)
+
+
+def test_deploy_suite_passes_on_the_current_guide_standalone(emulator: Emulator,
+                                                             tmp_path: Path) -> None:
+    """Standalone: no Gateway/HTTPRoute/pool parent (not supported, named), the Envoy beside
+    the EPP, its flags, config and pool discovery all pass on the rendered objects."""
+    require_guide_fixtures("current")
+    seed = CurrentGuideSeed(emulator, "standalone").seed()
+    run = _run_current(emulator, tmp_path, seed, "-rs")
+    assert run.rc == 0, run.output
+    assert "14 passed, 6 skipped" in run.output, run.output
+    reasons = _not_supported(run.output)
+    assert len(reasons) == 6, run.output
+    assert sum("standalone mode has no Gateway, HTTPRoute or pool parent" in r
+               for r in reasons) == 5, run.output
+    assert sum("renders no monitoring objects" in r for r in reasons) == 1, run.output
+
+
+@pytest.mark.parametrize("gateway", ["none", "gke", "istio", "agentgateway"])
+def test_deploy_suite_passes_on_the_current_guide_gateway_mode(emulator: Emulator,
+                                                               tmp_path: Path,
+                                                               gateway: str) -> None:
+    """Gateway mode per provider: the chart's HTTPRoute to the v1 pool, the provider's
+    Gateway recipe; only the standalone Envoy and the monitoring CRDs are not supported."""
+    require_guide_fixtures("current")
+    seed = CurrentGuideSeed(emulator, gateway).seed()
+    run = _run_current(emulator, tmp_path, seed, "-rs")
+    assert run.rc == 0, run.output
+    assert "18 passed, 2 skipped" in run.output, run.output
+    assert "has no standalone Envoy: its proxy is a Gateway" in run.output
+
+
+def test_current_guide_defects_fail_the_matching_tests(emulator: Emulator,
+                                                       tmp_path: Path) -> None:
+    """Negative controls: a wrong scorer weight, a missing Envoy proxy container and a
+    wrong EPP flag each fail their own test and nothing else."""
+    require_guide_fixtures("current")
+    seed = CurrentGuideSeed(emulator, "standalone").seed()
+    seed.break_weights("no-hit-lru-scorer", 1)
+    seed.remove_proxy_container()
+    seed.replace_epp_arg("--v=2", "--v=1")
+    run = _run_current(emulator, tmp_path, seed)
+    assert run.rc == 1, run.output
+    assert _failed(run.output) == {
+        "test_epp_config_plugins_and_weights[standalone]",
+        "test_standalone_envoy_proxy[standalone]",
+        "test_epp_flags[standalone]",
+    }, run.output
+    configs = (run.run_dir / "diagnostics" / "standalone-main" / "status" /
+               "epp-configmaps.yaml").read_text()
+    assert "no-hit-lru-scorer" in configs and "envoy.filters.http.ext_proc" in configs
+    out = run.output
+    assert ("schedulingProfiles[default].plugins[no-hit-lru-scorer].weight is 1, "
+            "profile current expects 2") in out
+    assert "no container 'envoy-proxy' (the standalone Envoy" in out
+    assert "--v is '1', profile current expects '2'" in out
+
+
+def test_envoy_config_that_bypasses_the_epp_fails(emulator: Emulator, tmp_path: Path) -> None:
+    """Negative control: an Envoy ConfigMap without the ext_proc filter (requests would go
+    nowhere near the EPP) fails the standalone proxy test."""
+    require_guide_fixtures("current")
+    seed = CurrentGuideSeed(emulator, "standalone").seed()
+    cm = emulator.find("ConfigMap", "envoy", CURRENT_NS)
+    assert cm is not None
+    cm["data"]["envoy.yaml"] = cm["data"]["envoy.yaml"].replace(
+        "envoy.filters.http.ext_proc", "envoy.filters.http.buffer")
+    emulator.put(cm)
+    run = _run_current(emulator, tmp_path, seed, "-k", "envoy_proxy")
+    assert _failed(run.output) == {"test_standalone_envoy_proxy[standalone]"}, run.output
+    assert "has no envoy.filters.http.ext_proc filter" in run.output
+
+
+def test_epp_without_pool_discovery_fails(emulator: Emulator, tmp_path: Path) -> None:
+    """Negative control: an EPP with no --pool-name discovers nothing the profile expects."""
+    require_guide_fixtures("current")
+    seed = CurrentGuideSeed(emulator, "gke").seed()
+    dep = emulator.find("Deployment", seed.profile.epp_deployment, CURRENT_NS)
+    assert dep is not None
+    epp = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "epp")
+    i = epp["args"].index("--pool-name")
+    epp["args"] = epp["args"][:i] + epp["args"][i + 2:]
+    emulator.put(dep)
+    run = _run_current(emulator, tmp_path, seed, "-k", "discovery")
+    assert _failed(run.output) == {"test_epp_discovery[gke]"}, run.output
+    assert "the EPP discovers endpoints by nothing" in run.output
+
+
+def test_unsupported_provider_of_the_current_guide_is_not_supported(emulator: Emulator,
+                                                                    tmp_path: Path) -> None:
+    """kgateway is not in the current guide's matrix: every test reports not supported,
+    naming why; nothing errors."""
+    run = run_deploy_suite(emulator, tmp_path, "current", "kgateway",
+                           namespace=CURRENT_NS, recordings="current-gateway")
+    assert run.rc == 0, run.output
+    assert " error" not in run.output and "passed" not in run.output.split("\n")[-2]
+    assert ("guide current has no kgateway provider in gateway mode (has none, gke, "
+            "agentgateway, istio)") in run.output

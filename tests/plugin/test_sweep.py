@@ -86,7 +86,8 @@ def test_throughput_at_slo_is_the_highest_rate_meeting_the_bound() -> None:
     assert h.ttft_p90_ratio.interval.estimate == pytest.approx(0.2 / 0.6, rel=0.02)
     lines = h.lines()
     assert "baseline 10/s" in lines[0] and "scheduler >= 20/s" in lines[0]
-    assert "ratio 2 [2, 2]" in lines[0] and "at 20/s" in lines[1] and "→ passed" in lines[1]
+    assert h.ratio_bound == "lower"  # the scheduler still met the bound at the top rate
+    assert "ratio >= 2 [2, 2]" in lines[0] and "at 20/s" in lines[1] and "→ passed" in lines[1]
 
 
 def test_a_noisy_point_at_the_bound_widens_the_range_instead_of_moving_the_figure() -> None:
@@ -97,6 +98,14 @@ def test_a_noisy_point_at_the_bound_widens_the_range_instead_of_moving_the_figur
     assert (base.confirmed, base.possible) == (10, 15)
     assert h.throughput_at_slo_ratio == pytest.approx(2.0)
     assert h.throughput_at_slo_ratio_range == pytest.approx((20 / 15, 2.0))
+
+
+def test_a_ratio_of_two_censored_routers_is_not_read_as_a_figure() -> None:
+    both = [_point("baseline", 5, 0.1), _point("scheduler", 5, 0.05)]
+    h = headline(both, BOUND, seed=1)
+    assert h.throughput_at_slo_ratio == pytest.approx(1.0) and h.ratio_bound == "none"
+    assert "ratio n/a (neither router reached its limit" in h.lines()[0]
+    assert h.to_dict()["throughputAtSloRatioBound"] == "none"
 
 
 def test_invalid_points_never_meet_the_slo_nor_count_as_common() -> None:

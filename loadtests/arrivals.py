@@ -76,7 +76,7 @@ class Pacer:
         self.stages = spec.effective_stages()
         self.total_s = sum(s.duration_s for s in self.stages)
         self.open_loop = spec.arrival != "closed"
-        self.schedule = _Schedule(spec.arrival, self.stages, spec.workload.seed)
+        self.schedule = _Schedule(spec.arrival, self.stages, spec.arrivals_seed)
         self.issued = 0
         self.late = 0
         self.done = False

@@ -3,8 +3,12 @@
 Exit status: 0 passed (without ``--slo``: valid and every measured request succeeded), 1
 failed (without ``--slo``: any measured request failed), 3 invalid (CPU warning or achieved
 rate < 95% of target), 2 configuration error (the message names the field).
-``--target both`` runs the baseline (round robin) and the gateway on the same seed and
-plots them side by side; the verdict is the gateway's.
+``--target both`` runs the baseline (round robin) and then the gateway on the same arrivals,
+resetting the pods' prefix caches in between (or, where pods cannot reset them, reseeding the
+gateway run's prompts) so the gateway does not start warm; the verdict is the gateway's. An
+open-loop run without ``--users`` sizes its user pool from the rate and
+``--expected-latency`` (``loadtests.runconfig.open_loop_users``), so the offered rate is
+achieved and saturation shows as queueing at the server.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from typing import Any, cast
 
 from loadtests.api import LoadProcess, LoadResult
 from loadtests.plots import render_summary
-from loadtests.runconfig import Arrival, LoadSpec, Stage, spec_to_json
+from loadtests.runconfig import (
+    CLOSED_LOOP_USERS,
+    Arrival,
+    LoadSpec,
+    Stage,
+    open_loop_users,
+    spec_to_json,
+)
 from loadtests.slo import SloError, SloReport, SloSpec, evaluate, load_slo
 from loadtests.workloads import WorkloadError, WorkloadSpec, load_workload
 
@@ -57,7 +68,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     wl.add_argument("--api", choices=("completions", "chat"), default="completions")
     wl.add_argument("--no-stream", action="store_true")
     load = p.add_argument_group("load")
-    load.add_argument("--users", type=int, default=8)
+    load.add_argument("--users", type=int, default=None,
+                      help=f"simulated users (default: closed loop {CLOSED_LOOP_USERS}; open "
+                           "loop sized from the peak rate x --expected-latency x 2, at least "
+                           f"{CLOSED_LOOP_USERS})")
+    load.add_argument("--expected-latency", type=float, default=2.0,
+                      help="seconds per request assumed when sizing an open-loop user pool")
     load.add_argument("--rate", type=float, help="requests/s (open loop)")
     load.add_argument("--arrival", choices=("closed", "poisson", "constant"))
     load.add_argument("--duration", type=float, default=30.0, help="seconds after warm-up")
@@ -162,6 +178,20 @@ def _arrival(args: argparse.Namespace) -> Arrival:
     return "poisson" if args.rate else "closed"
 
 
+def _users(args: argparse.Namespace, arrival: Arrival, stages: list[Stage]) -> int:
+    """``--users``, or the pool an open-loop run at its peak rate needs."""
+    if args.users is not None:
+        return int(args.users)
+    if arrival == "closed":
+        return CLOSED_LOOP_USERS
+    if args.expected_latency <= 0:
+        raise ConfigError(f"--expected-latency {args.expected_latency}: must be > 0")
+    peak = max([args.rate or 0.0, *[s.rate or 0.0 for s in stages]])
+    if peak <= 0:  # spec.validate() names the missing rate
+        return CLOSED_LOOP_USERS
+    return open_loop_users(peak, args.expected_latency)
+
+
 def build_specs(args: argparse.Namespace) -> tuple[dict[str, LoadSpec], SloSpec | None]:
     """All configuration checks happen here, before any load is sent."""
     slo = load_slo(args.slo) if args.slo else None
@@ -184,7 +214,7 @@ def build_specs(args: argparse.Namespace) -> tuple[dict[str, LoadSpec], SloSpec 
             workload=workload,
             api=args.api,
             stream=not args.no_stream,
-            users=args.users,
+            users=_users(args, arrival, stages),
             arrival=arrival,
             rate=args.rate,
             max_requests=args.max_requests,
@@ -249,10 +279,11 @@ def run(args: argparse.Namespace) -> int:
         print(spec_to_json(next(iter(specs.values()))))
         return EXIT["passed"]
     out = args.out or Path("reports") / time.strftime("load-%Y%m%d-%H%M%S")
-    results = {
-        name: _run_one(name, spec, out / name if len(specs) > 1 else out, args)
-        for name, spec in specs.items()
-    }
+    results: dict[str, LoadResult] = {}
+    for name, spec in specs.items():
+        if results:  # a later run must not start on the earlier run's warm caches
+            spec = _cold_start(spec, args.stack_file)
+        results[name] = _run_one(name, spec, out / name if len(specs) > 1 else out, args)
     main_name = "scheduler" if "scheduler" in results else next(iter(results))
     main = results[main_name]
     report = evaluate(slo, main.samples, main.validity) if slo else None
@@ -275,6 +306,32 @@ def run(args: argparse.Namespace) -> int:
         print(failures)
     print(f"\noutcome: {outcome}   report: {html}")
     return EXIT[outcome]
+
+
+def _cold_start(spec: LoadSpec, stack_file: Path | None) -> LoadSpec:
+    """Reset every pod's prefix cache, or reseed the prompts (arrivals keep their seed)."""
+    import httpx
+
+    pods = []
+    if stack_file:
+        pods = [str(p.get("url", "")) for p in json.loads(stack_file.read_text()).get("pods", [])]
+    reset = bool(pods) and all(pods)
+    for url in pods if reset else []:
+        try:
+            response = httpx.post(f"{url.rstrip('/')}/reset_prefix_cache", timeout=10)
+        except httpx.HTTPError:
+            reset = False
+            break
+        if response.status_code >= 300:
+            reset = False
+            break
+    if reset:
+        print("prefix caches reset on every pod before the next run")
+        return spec
+    print("pods cannot reset their prefix caches: the next run's prompts are reseeded "
+          f"(seed {spec.workload.seed + 1}; arrivals keep seed {spec.arrivals_seed})")
+    return replace(spec, workload=replace(spec.workload, seed=spec.workload.seed + 1),
+                   arrival_seed=spec.arrivals_seed)
 
 
 def _failed_requests(result: LoadResult) -> str:

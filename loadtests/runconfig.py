@@ -4,14 +4,33 @@ worker, also on other machines) rebuilds the same run from one JSON string."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from loadtests.workloads import WorkloadSpec, load_workload, workload_to_dict
 
-__all__ = ["LoadSpec", "Stage", "spec_from_json", "spec_to_json"]
+__all__ = ["CLOSED_LOOP_USERS", "USER_HEADROOM", "LoadSpec", "Stage", "open_loop_users",
+           "spec_from_json", "spec_to_json"]
 
 Arrival = Literal["closed", "poisson", "constant"]
+
+CLOSED_LOOP_USERS = 8
+USER_HEADROOM = 2.0  # users per request expected in flight (Little's law, times two)
+
+
+def open_loop_users(rate: float, expected_latency_s: float) -> int:
+    """Users an open-loop run needs so its offered rate is achieved.
+
+    ``rate x expected_latency_s`` requests are in flight on average (Little's law); twice
+    that leaves room for Poisson bursts and for latency growing past saturation, so
+    saturation shows as queueing at the server, not as a generator that ran out of users
+    (an open-loop run with too few users is a closed-loop run in disguise).
+    """
+    if rate <= 0 or expected_latency_s <= 0:
+        raise ValueError(f"open_loop_users: rate ({rate}) and expected latency "
+                         f"({expected_latency_s}) must be > 0")
+    return max(CLOSED_LOOP_USERS, math.ceil(rate * expected_latency_s * USER_HEADROOM))
 
 
 @dataclass(frozen=True)
@@ -38,7 +57,7 @@ class LoadSpec:
     workload: WorkloadSpec
     api: Literal["completions", "chat"] = "completions"
     stream: bool = True
-    users: int = 8
+    users: int = CLOSED_LOOP_USERS
     arrival: Arrival = "closed"
     rate: float | None = None
     max_requests: int | None = None
@@ -50,6 +69,13 @@ class LoadSpec:
     ignore_eos: bool = True
     request_timeout_s: float = 120.0
     spawn_rate: float | None = None  # users/s; default: all at once
+    # seeds the arrival schedule apart from prompt content (None: the workload's seed), so a
+    # run whose prompts are reseeded (fresh prefixes on warm pods) keeps the same arrivals
+    arrival_seed: int | None = None
+
+    @property
+    def arrivals_seed(self) -> int:
+        return self.workload.seed if self.arrival_seed is None else self.arrival_seed
 
     def validate(self) -> None:
         """Raise ValueError naming the field when the spec cannot run."""

@@ -24,14 +24,13 @@ from loadtests.slo import evaluate, load_slo
 
 pytestmark = [pytest.mark.load, pytest.mark.slow]
 
-SLO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "slo"
 SEED = 424242
 
 
 def test_latency_slo_through_gateway(stack: Stack, http: httpx.Client,
                                      harness_options: HarnessOptions, run_dir: Path,
                                      evidence: Evidence) -> None:
-    slo_path = harness_options.slo or SLO_DIR / f"{harness_options.target}.yaml"
+    slo_path = harness_options.slo_file
     slo = load_slo(slo_path)
     plan = load_plan(harness_options.target, "slo")
     workload = sized_shared_prefix(plan, stack, http, SEED)

@@ -59,3 +59,15 @@ def test_rate_ladder_warmup_and_late_detection() -> None:
     late = Pacer(spec, t0=100.0)
     late.next(now=200.0)
     assert late.late == 1
+
+
+def test_arrivals_are_seeded_apart_from_prompts() -> None:
+    """A reseeded workload (fresh prefixes) keeps its arrivals when ``arrival_seed`` is set."""
+    from dataclasses import replace
+
+    spec = LoadSpec("http://x", "m", WL, arrival="poisson", rate=20, duration_s=5)
+    reseeded = replace(spec, workload=replace(WL, seed=WL.seed + 1))
+    dues = [t.due for t in _drain(Pacer(spec, t0=0.0))]
+    assert [t.due for t in _drain(Pacer(replace(reseeded, arrival_seed=WL.seed),
+                                        t0=0.0))] == dues
+    assert [t.due for t in _drain(Pacer(reseeded, t0=0.0))] != dues  # control: seed matters

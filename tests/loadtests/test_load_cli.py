@@ -225,3 +225,50 @@ def test_a_stream_cut_before_done_is_a_failed_request(tmp_path: Path, capsys) ->
                (tmp_path / "cut" / "samples.jsonl").read_text().splitlines()]
     cut = [s for s in samples if s["error"] == "stream ended before [DONE]"]
     assert len(cut) == 4 and all(s["status"] == 200 for s in cut)
+
+
+def _printed_users(capsys, *args: str) -> int:
+    code = main(["load", "--url", "http://127.0.0.1:9", "--model", "m", *WORKLOAD, *args,
+                 "--print-spec"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    return int(json.loads(printed.out)["users"])
+
+
+def test_an_open_loop_run_sizes_its_user_pool_from_rate_and_latency(capsys) -> None:
+    """22 req/s at 2 s expected latency: 44 in flight, twice for headroom (the issue's 4-pod
+    stack achieved 15.6 of 22 req/s with the old fixed 8 users)."""
+    assert _printed_users(capsys, "--rate", "22") == 88
+    assert _printed_users(capsys, "--rate", "22", "--expected-latency", "0.5") == 22
+    assert _printed_users(capsys, "--rate", "1") == 8  # never below the closed-loop default
+    assert _printed_users(capsys, "--arrival", "poisson", "--stages", "5:4,5:30") == 120
+
+
+def test_explicit_users_and_closed_loop_keep_their_pool(capsys) -> None:
+    assert _printed_users(capsys, "--rate", "22", "--users", "3") == 3
+    assert _printed_users(capsys) == 8
+
+
+def test_a_non_positive_expected_latency_is_a_config_error(capsys) -> None:
+    code = main(["load", "--url", "http://127.0.0.1:9", "--model", "m", *WORKLOAD,
+                 "--rate", "5", "--expected-latency", "0", "--print-spec"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--expected-latency 0.0: must be > 0" in err
+
+
+def test_target_both_reseeds_prompts_but_keeps_arrivals_when_pods_cannot_reset(
+        tmp_path: Path, capsys) -> None:
+    from fixtures.ports import PortAllocator
+    from loadtests.cli import _cold_start
+    from loadtests.runconfig import LoadSpec
+    from loadtests.workloads import load_workload
+
+    (port,) = PortAllocator().reserve_many(1)  # nothing listens: the reset cannot happen
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps({"pods": [{"url": f"http://127.0.0.1:{port}"}]}))
+    workload = load_workload({"type": "random", "seed": 5, "random": {"input_len": 4,
+                                                                       "output_len": 2}})
+    spec = LoadSpec("http://x", "m", workload, arrival="poisson", rate=5)
+    cold = _cold_start(spec, stack)
+    assert cold.workload.seed == 6 and cold.arrivals_seed == 5
+    assert "prompts are reseeded (seed 6; arrivals keep seed 5)" in capsys.readouterr().out

@@ -11,6 +11,7 @@ from fixtures.statistics import (
     PASSED,
     Interval,
     at_most,
+    bootstrap_percentile,
     bootstrap_percentile_ratio,
     bootstrap_relative_difference,
     within,
@@ -101,3 +102,16 @@ def test_verdicts_on_hand_made_intervals() -> None:
 def test_empty_side_is_an_error() -> None:
     with pytest.raises(ValueError, match="both sides need samples"):
         bootstrap_percentile_ratio([], [1.0], 90)
+
+
+def test_one_sided_percentile_interval_against_a_bound() -> None:
+    """A TTFT p90 well under its SLO passes, well over fails, near it on few samples is open."""
+    fast = bootstrap_percentile(_lognormal(5, 200), 90, seed=1)  # p90 ~0.17 s
+    assert fast.samples == (200,) and fast.low <= fast.estimate <= fast.high
+    assert at_most(fast, 0.25) == PASSED
+    assert at_most(bootstrap_percentile(_lognormal(6, 200, 3.0), 90), 0.25) == FAILED
+    near = bootstrap_percentile(_lognormal(7, 12), 90)
+    assert at_most(near, near.estimate) == INCONCLUSIVE
+    assert "n=12)" in near.describe()
+    with pytest.raises(ValueError, match="no samples"):
+        bootstrap_percentile([], 90)

@@ -23,14 +23,16 @@ from fixtures.routing_verdicts import (
     CONTROL_TTFT_TOLERANCE,
     MAX_TTFT_P90_RATIO,
     TTFT_P90_SAMPLES,
+    balance_guard,
     control_ttft,
     steady_ttft,
+    stickiness_guard,
     trial_record,
     ttft_p90_ratio,
 )
 from fixtures.stack import Stack
 from fixtures.support import not_supported
-from loadtests.locality import balance, stickiness, usage_hit_rate
+from loadtests.locality import stickiness, usage_hit_rate
 from loadtests.stats import metric_values, percentiles
 from loadtests.workloads import random_words
 
@@ -64,17 +66,24 @@ def test_same_prefix_goes_to_one_pod(gateway: httpx.Client, stack: Stack) -> Non
 
 
 def test_distinct_prefixes_spread(gateway: httpx.Client, stack: Stack) -> None:
-    """Twelve unrelated prompts on idle pods use more than one pod.
+    """Unrelated prompts on idle pods spread over nearly every pod.
 
-    Ties are broken at random, so all twelve on one of N pods has probability N^-11
-    (< 1e-6 for N = 4): a failure means the picker is not spreading.
+    max(24, 6N) prompts, sent one after another, must use at least N - N//4 of the N pods
+    (3 of 4). Ties among idle pods are broken at random, so a fair picker leaves m = N//4 + 1
+    pods unused with probability at most C(N, m) x (1 - m/N)^requests (union bound over the
+    sets of m pods): 3.6e-7 for N = 4, 1.8e-4 for N = 3, 8.9e-9 for N = 8. A failure means
+    the picker favours a subset of pods.
     """
     _needs_pod_identity(stack)
-    if len(stack.pods) < 2:
+    n = len(stack.pods)
+    if n < 2:
         pytest.skip("needs at least two pods")
     rng = random.Random(11)
-    pods = Counter(_complete(gateway, stack, random_words(rng, 256)) for _ in range(12))
-    assert len(pods) >= 2, f"twelve distinct prefixes all went to one pod: {dict(pods)}"
+    requests, required = max(24, 6 * n), max(2, n - n // 4)
+    pods = Counter(_complete(gateway, stack, random_words(rng, 256)) for _ in range(requests))
+    assert len(pods) >= required, (
+        f"{requests} distinct prefixes used {len(pods)} of {n} pods (need >= {required}): "
+        f"{dict(pods)}")
 
 
 def test_prefix_cache_hit_rate_beats_round_robin(shared_prefix_comparison: Comparison,
@@ -112,37 +121,38 @@ def test_cached_tokens_agree_with_pod_counters(shared_prefix_comparison: Compari
 
 def test_stickiness_beats_round_robin(shared_prefix_comparison: Comparison,
                                       evidence: Evidence, stack: Stack) -> None:
+    """Each prefix group keeps to its pod; the random-picker negative control fails this."""
     _needs_pod_identity(stack)
     c = shared_prefix_comparison
-    sched = stickiness(c.scheduler.result.samples)
+    judged = stickiness_guard(c.scheduler.result.samples, c.baseline.result.samples)
     base = stickiness(c.baseline.result.samples)
-    assert sched and base, "no successful request named its pod (x-inference-pod)"
+    assert judged and base, "no successful request named its pod (x-inference-pod)"
+    guard, sched = judged
     evidence.figure(Figure("top_pod_share_per_group", sched.top_pod_share, "ratio",
                            baseline=base.top_pod_share, samples=sched.groups,
+                           threshold=guard.threshold, outcome=guard.outcome,
                            note=f"distinct pods per group {sched.distinct_pods:.2f} "
                                 f"(baseline {base.distinct_pods:.2f})"))
-    assert sched.top_pod_share >= 0.8, (
-        f"prefix groups are not sticky: mean top-pod share {sched.top_pod_share:.2f} < 0.8 "
-        f"(round robin {base.top_pod_share:.2f})")
-    assert sched.top_pod_share > base.top_pod_share + 0.2, (
-        f"stickiness {sched.top_pod_share:.2f} barely beats round robin "
-        f"{base.top_pod_share:.2f}")
+    assert guard.passed, f"prefix groups are not sticky: {guard.message}"
 
 
 def test_load_stays_balanced(shared_prefix_comparison: Comparison, evidence: Evidence,
                              stack: Stack) -> None:
-    """Balance guard: no pod takes more than twice its fair share (prefix-only failure)."""
+    """Balance guard: no pod takes more than twice its fair share.
+
+    On this 20-group workload a prefix-only scorer passes it too (groups land on pods at
+    random); the negative control that shows it failing on a few-prompt workload is
+    ``tests/plugin/test_negative_controls.py``.
+    """
     _needs_pod_identity(stack)
-    result = balance(shared_prefix_comparison.scheduler.result.samples,
-                     [p.name for p in stack.pods])
-    assert result, "no successful request named its pod (x-inference-pod)"
-    fair = 1 / len(stack.pods)
-    evidence.figure(Figure("max_pod_share", result.max_share, "ratio", baseline=fair,
-                           threshold=f"<= {2 * fair:.2f}", note=f"requests per pod "
-                                                               f"{result.per_pod}"))
-    assert result.max_share <= 2 * fair, (
-        f"one pod took {result.max_share:.0%} of the requests (fair share {fair:.0%}): "
-        f"{result.per_pod}")
+    judged = balance_guard(shared_prefix_comparison.scheduler.result.samples,
+                           [p.name for p in stack.pods])
+    assert judged, "no successful request named its pod (x-inference-pod)"
+    guard, result = judged
+    evidence.figure(Figure("max_pod_share", result.max_share, "ratio",
+                           baseline=1 / len(stack.pods), threshold=guard.threshold,
+                           outcome=guard.outcome, note=f"requests per pod {result.per_pod}"))
+    assert guard.passed, guard.message
 
 
 def test_ttft_p90_at_most_half_of_round_robin(shared_prefix_comparison: Comparison,

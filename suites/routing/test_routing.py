@@ -174,7 +174,7 @@ def test_ttft_p90_at_most_half_of_round_robin(shared_prefix_comparison: Comparis
                            note=f"{TTFT_P90_SAMPLES}; over all requests {all_p90[0]:.4f} s "
                                 f"(baseline {all_p90[1]:.4f} s)",
                            interval=judged.interval.to_dict(), outcome=judged.outcome,
-                           trials=trial_record(c, ttft_p90_ratio)))
+                           trials=trial_record(c, ttft_p90_ratio), health=c.health()))
     settle(judged.outcome, f"steady-state TTFT p90 scheduler/round robin: "
                            f"{judged.interval.describe()} "
                            f"against <= {MAX_TTFT_P90_RATIO} (scheduler {sched_p90 * 1e3:.0f} "
@@ -196,7 +196,8 @@ def test_control_workload_routing_makes_no_difference(control_comparison: Compar
     evidence.figure(Figure("control_ttft_p50_seconds", sched, "s", baseline=base,
                            threshold=judged.threshold, samples=judged.interval.samples[0],
                            workload=_describe(c), interval=judged.interval.to_dict(),
-                           outcome=judged.outcome, trials=trial_record(c, control_ttft)))
+                           outcome=judged.outcome, trials=trial_record(c, control_ttft),
+                           health=c.health()))
     evidence.figure(Figure("control_prefix_cache_hit_rate", c.scheduler.pod_hit_rate, "ratio",
                            baseline=c.baseline.pod_hit_rate))
     assert c.scheduler.pod_hit_rate <= 0.1 and c.baseline.pod_hit_rate <= 0.1, (

@@ -7,6 +7,12 @@ local word-level tokenizer). Prints TTFT p50/p90 of both and their relative diff
 ``GET /admin/stats`` (goal: <= 3 ms at moderate load). The simulator's prefix cache is reset
 before each run so both start cold.
 
+inference-perf generates its own prompt text from the same shape, so the two runs do not
+send the same prompts; a cache hit and a miss differ in TTFT by the prefill. The script
+therefore prints each run's server-side prefix-cache hit rate (``vllm:prefix_cache_*``
+deltas) and our TTFT split by hit and miss (``usage.cached_tokens``): a difference between
+the tools is only a measurement difference when their hit rates agree.
+
 Target: ``--stack-file`` (from ``lamplighter up``; pods' URLs give the server TTFT) or, by
 default, one simulator started here on loopback.
 
@@ -60,6 +66,24 @@ def reset(pods: list[str]) -> None:
         httpx.get(pod + "/admin/stats", params={"reset": "1"}, timeout=5)
 
 
+def prefix_counts(pods: list[str]) -> tuple[float, float]:
+    """Σ prefix-cache hits and queries (tokens) over the pods' counters."""
+    from fixtures.locality import PREFIX_HITS, PREFIX_QUERIES
+    from fixtures.podmetrics import MetricsSnapshot
+
+    hits = queries = 0.0
+    for pod in pods:
+        snapshot = MetricsSnapshot.parse(httpx.get(pod + "/metrics", timeout=5).text)
+        hits += snapshot.value(PREFIX_HITS)
+        queries += snapshot.value(PREFIX_QUERIES)
+    return hits, queries
+
+
+def _hit_rate(before: tuple[float, float], after: tuple[float, float]) -> float:
+    queries = after[1] - before[1]
+    return (after[0] - before[0]) / queries if queries else float("nan")
+
+
 def server_ttfts(pods: list[str]) -> list[float]:
     return [
         t
@@ -106,16 +130,25 @@ def main() -> int:
             duration_s=args.duration,
         )
         reset(pods)
+        counts0 = prefix_counts(pods)
         result = run_load(spec, args.out / "lamplighter")
+        our_hit_rate = _hit_rate(counts0, prefix_counts(pods))
         ours = [s.ttft_s for s in result.samples if s.ok and s.ttft_s is not None]
+        split = {
+            label: [s.ttft_s for s in result.samples if s.ok and s.ttft_s is not None
+                    and s.cached_tokens is not None and (s.cached_tokens > 0) == hit]
+            for label, hit in (("hits", True), ("misses", False))
+        }
         server = server_ttfts(pods)
-        peer, peer_server = None, []
+        peer, peer_server, peer_hit_rate = None, [], float("nan")
         if not args.skip_inference_perf:
             exe = ensure_venv(args.bench_venv, args.python)
             tok = write_word_tokenizer(args.bench_venv, args.bench_venv / "word-tokenizer")
             reset(pods)
+            counts0 = prefix_counts(pods)
             cfg = inference_perf_config(spec, tok, args.out / "inference-perf" / "report")
             peer = run_inference_perf(exe, cfg, args.out / "inference-perf")
+            peer_hit_rate = _hit_rate(counts0, prefix_counts(pods))
             peer_server = server_ttfts(pods)
     ms = 1000.0
     p50, p90 = (float(np.percentile(ours, q)) for q in (50, 90))
@@ -135,6 +168,12 @@ def main() -> int:
             f"{'relative difference':28}{'':>6}{(p50 - ip50) / ip50:>14.1%}"
             f"{(p90 - ip90) / ip90:>14.1%}   (goal: within 10%)"
         )
+    for label, values in split.items():
+        if values:
+            print(f"{'lamplighter, cache ' + label:28}{len(values):>6}"
+                  f"{np.median(values) * ms:>14.2f}{np.percentile(values, 90) * ms:>14.2f}")
+    print(f"server prefix hit rate: lamplighter run {our_hit_rate:.3f}, inference-perf run "
+          f"{peer_hit_rate:.3f} (TTFTs compare only where these agree)")
     for label, values in (("server TTFT, our run", server), ("server TTFT, i-p run", peer_server)):
         if values:
             print(

@@ -3,8 +3,10 @@
 Exit status: 0 passed (without ``--slo``: valid and every measured request succeeded), 1
 failed (without ``--slo``: any measured request failed), 3 invalid (CPU warning or achieved
 rate < 95% of target), 2 configuration error (the message names the field).
-``--target both`` runs the baseline (round robin) and the gateway on the same seed and
-plots them side by side; the verdict is the gateway's.
+``--target both`` runs the baseline (round robin) and then the gateway on the same seed,
+resetting every pod's prefix cache in between (or, where the pods cannot, reseeding the
+gateway run's prompts: seed + 1) so the gateway does not start on the baseline's warm
+caches; it plots them side by side and the verdict is the gateway's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from loadtests.api import LoadProcess, LoadResult
+from loadtests.caches import reset_prefix_caches
 from loadtests.plots import render_summary
 from loadtests.runconfig import Arrival, LoadSpec, Stage, spec_to_json
 from loadtests.slo import SloError, SloReport, SloSpec, evaluate, load_slo
@@ -249,10 +252,11 @@ def run(args: argparse.Namespace) -> int:
         print(spec_to_json(next(iter(specs.values()))))
         return EXIT["passed"]
     out = args.out or Path("reports") / time.strftime("load-%Y%m%d-%H%M%S")
-    results = {
-        name: _run_one(name, spec, out / name if len(specs) > 1 else out, args)
-        for name, spec in specs.items()
-    }
+    results: dict[str, LoadResult] = {}
+    for name, spec in specs.items():
+        if results:  # a later run must not start on the earlier run's warm caches
+            spec = _cold_start(spec, args.stack_file)
+        results[name] = _run_one(name, spec, out / name if len(specs) > 1 else out, args)
     main_name = "scheduler" if "scheduler" in results else next(iter(results))
     main = results[main_name]
     report = evaluate(slo, main.samples, main.validity) if slo else None
@@ -275,6 +279,27 @@ def run(args: argparse.Namespace) -> int:
         print(failures)
     print(f"\noutcome: {outcome}   report: {html}")
     return EXIT[outcome]
+
+
+def _cold_start(spec: LoadSpec, stack_file: Path | None) -> LoadSpec:
+    """Reset every pod's prefix cache (pods from the stack file), or reseed the prompts."""
+    import httpx
+
+    pods = json.loads(stack_file.read_text()).get("pods", []) if stack_file else []
+    urls = [str(p["url"]) for p in pods if isinstance(p, dict) and p.get("url")]
+    try:
+        with httpx.Client(timeout=10) as http:
+            reset = bool(urls) and reset_prefix_caches(urls, http)
+        why = ("" if reset else "the pods do not offer POST /reset_prefix_cache" if urls
+               else "the stack file names no pods")
+    except httpx.HTTPError as exc:
+        reset, why = False, f"resetting the pods' prefix caches failed: {exc}"
+    if reset:
+        print(f"prefix caches reset on {len(urls)} pods before the next run")
+        return spec
+    seed = spec.workload.seed + 1
+    print(f"{why}: the next run's prompts are reseeded (seed {seed}) so it starts cold")
+    return replace(spec, workload=replace(spec.workload, seed=seed))
 
 
 def _failed_requests(result: LoadResult) -> str:

@@ -225,3 +225,36 @@ def test_a_stream_cut_before_done_is_a_failed_request(tmp_path: Path, capsys) ->
                (tmp_path / "cut" / "samples.jsonl").read_text().splitlines()]
     cut = [s for s in samples if s["error"] == "stream ended before [DONE]"]
     assert len(cut) == 4 and all(s["status"] == 200 for s in cut)
+
+
+def _both(tmp_path: Path, url: str, pods: list[str], *model: str) -> tuple[int, Path]:
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps({"gateway_url": url, "baseline_url": url,
+                                 "pods": [{"name": f"p{i}", "url": u, "metrics_url": u}
+                                          for i, u in enumerate(pods)]}))
+    out = tmp_path / "both"
+    code = main(["load", "--stack-file", str(stack), "--target", "both", *model, *WORKLOAD,
+                 "--users", "2", "--max-requests", "12", "--out", str(out)])
+    return code, out
+
+
+def test_target_both_resets_the_pods_caches_so_the_gateway_run_starts_cold(
+        real_simulator: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _both(tmp_path, real_simulator.url, [real_simulator.url])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "prefix caches reset on 1 pods before the next run" in printed
+    # one pod serves both runs: without the reset the gateway run would hit the baseline's
+    # prefixes from its first request; with it, both runs see the same cached tokens
+    cached = {name: sum(json.loads(line).get("cached_tokens") or 0 for line in
+                        (out / name / "samples.jsonl").read_text().splitlines())
+              for name in ("baseline", "scheduler")}
+    assert cached["scheduler"] == cached["baseline"], cached
+
+
+def test_target_both_reseeds_when_the_pods_cannot_reset(
+        sse_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = _both(tmp_path, sse_server.url, [sse_server.url], "--model", "m")
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "the next run's prompts are reseeded (seed" in printed

@@ -35,7 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fixtures.locality import pod_hit_rate  # noqa: E402
 from fixtures.localstack import SimulatorParams, running_simulator  # noqa: E402
+from fixtures.podmetrics import MetricsSnapshot  # noqa: E402
 from loadtests.api import LoadSpec, run_load  # noqa: E402
 from loadtests.peers import (  # noqa: E402
     add_peer_arguments,
@@ -66,22 +68,17 @@ def reset(pods: list[str]) -> None:
         httpx.get(pod + "/admin/stats", params={"reset": "1"}, timeout=5)
 
 
-def prefix_counts(pods: list[str]) -> tuple[float, float]:
-    """Σ prefix-cache hits and queries (tokens) over the pods' counters."""
-    from fixtures.locality import PREFIX_HITS, PREFIX_QUERIES
-    from fixtures.podmetrics import MetricsSnapshot
-
-    hits = queries = 0.0
-    for pod in pods:
-        snapshot = MetricsSnapshot.parse(httpx.get(pod + "/metrics", timeout=5).text)
-        hits += snapshot.value(PREFIX_HITS)
-        queries += snapshot.value(PREFIX_QUERIES)
-    return hits, queries
+def counters(pods: list[str]) -> dict[str, MetricsSnapshot]:
+    """Each pod's metrics page, for the server-side hit rate of a run (counter deltas)."""
+    return {pod: MetricsSnapshot.parse(httpx.get(pod + "/metrics", timeout=5).text)
+            for pod in pods}
 
 
-def _hit_rate(before: tuple[float, float], after: tuple[float, float]) -> float:
-    queries = after[1] - before[1]
-    return (after[0] - before[0]) / queries if queries else float("nan")
+def _hit_rate(before: dict[str, MetricsSnapshot], after: dict[str, MetricsSnapshot]) -> float:
+    try:
+        return pod_hit_rate(before, after)
+    except ValueError:  # no prefix-cache query counted: no rate
+        return float("nan")
 
 
 def server_ttfts(pods: list[str]) -> list[float]:
@@ -130,9 +127,9 @@ def main() -> int:
             duration_s=args.duration,
         )
         reset(pods)
-        counts0 = prefix_counts(pods)
+        counts0 = counters(pods)
         result = run_load(spec, args.out / "lamplighter")
-        our_hit_rate = _hit_rate(counts0, prefix_counts(pods))
+        our_hit_rate = _hit_rate(counts0, counters(pods))
         ours = [s.ttft_s for s in result.samples if s.ok and s.ttft_s is not None]
         split = {
             label: [s.ttft_s for s in result.samples if s.ok and s.ttft_s is not None
@@ -145,10 +142,10 @@ def main() -> int:
             exe = ensure_venv(args.bench_venv, args.python)
             tok = write_word_tokenizer(args.bench_venv, args.bench_venv / "word-tokenizer")
             reset(pods)
-            counts0 = prefix_counts(pods)
+            counts0 = counters(pods)
             cfg = inference_perf_config(spec, tok, args.out / "inference-perf" / "report")
             peer = run_inference_perf(exe, cfg, args.out / "inference-perf")
-            peer_hit_rate = _hit_rate(counts0, prefix_counts(pods))
+            peer_hit_rate = _hit_rate(counts0, counters(pods))
             peer_server = server_ttfts(pods)
     ms = 1000.0
     p50, p90 = (float(np.percentile(ours, q)) for q in (50, 90))

@@ -18,7 +18,8 @@ with the figures.
 
 Load. For each level (``--levels``, default 64,128,256,384,512,768,1024) N closed-loop
 clients, each a keep-alive connection sending ``/v1/completions`` with ``stream: true``, the
-same 200-token prompt (prefix-cached after the first request) and max_tokens spread over
+conformance prompts (``--privileged``: the same 200-token prompt, prefix-cached after the
+first request) and max_tokens spread over
 50..150 (``--max-tokens`` ±50%) so streams do not finish in lockstep; a client sends its next
 request as soon as the previous stream ends. ``max-num-seqs`` is 2048 and the KV pool large,
 so all N streams decode in every step: a step takes 10 ms + 0.1 ms per sequence (the default
@@ -76,12 +77,14 @@ GROUPS, SYSTEM_TOKENS, QUESTION_TOKENS, BODIES = 20, 1024, 32, 2000  # conforman
 
 
 def conformance_prompts(rng: random.Random) -> list[str]:
-    """Shared-prefix prompts as the routing suite sends them (one token = one word here)."""
-    systems = [" ".join(f"s{g}w{rng.randrange(10_000)}" for _ in range(SYSTEM_TOKENS))
-               for g in range(GROUPS)]
-    return [systems[i % GROUPS] + " " + " ".join(f"q{rng.randrange(10_000)}"
-                                                  for _ in range(QUESTION_TOKENS))
-            for i in range(BODIES)]
+    """Shared-prefix prompts as the routing suite sends them: 3-digit words, one token each
+    for the simulator's tokenizer (``simulator.tokenizer``)."""
+
+    def words(n: int) -> str:
+        return " ".join(f"{rng.randrange(1000):03d}" for _ in range(n))
+
+    systems = [words(SYSTEM_TOKENS) for _ in range(GROUPS)]
+    return [f"{systems[i % GROUPS]} {words(QUESTION_TOKENS)}" for i in range(BODIES)]
 
 
 def spawn(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
 
 from fixtures.comparison import Comparison
-from fixtures.outcomes import settle
+from fixtures.hot_prompt import describe as describe_hot_prompt
+from fixtures.hot_prompt import hot_prompt_run
+from fixtures.outcomes import Invalid, settle
 from fixtures.plugin import Evidence, Figure
 from fixtures.routing_verdicts import (
     CONTROL_TTFT_TOLERANCE,
@@ -30,7 +33,7 @@ from fixtures.routing_verdicts import (
     trial_record,
     ttft_p90_ratio,
 )
-from fixtures.stack import Stack
+from fixtures.stack import FEATURES, Stack
 from fixtures.support import not_supported
 from loadtests.locality import stickiness, usage_hit_rate
 from loadtests.stats import metric_values, percentiles
@@ -141,8 +144,8 @@ def test_load_stays_balanced(shared_prefix_comparison: Comparison, evidence: Evi
     """Balance guard: no pod takes more than twice its fair share.
 
     On this 20-group workload a prefix-only scorer passes it too (groups land on pods at
-    random); the negative control that shows it failing on a few-prompt workload is
-    ``tests/plugin/test_negative_controls.py``.
+    random): here it catches gross imbalance only. Where it catches prefix-only is the hot
+    prompt below.
     """
     _needs_pod_identity(stack)
     judged = balance_guard(shared_prefix_comparison.scheduler.result.samples,
@@ -153,6 +156,37 @@ def test_load_stays_balanced(shared_prefix_comparison: Comparison, evidence: Evi
                            baseline=1 / len(stack.pods), threshold=guard.threshold,
                            outcome=guard.outcome, note=f"requests per pod {result.per_pod}"))
     assert guard.passed, guard.message
+
+
+def test_a_hot_prompt_is_spread_when_its_pod_queues(stack: Stack, http: httpx.Client,
+                                                    run_dir: Path, evidence: Evidence) -> None:
+    """Balance guard where it can fail: one prefix sent faster than its pod serves.
+
+    ``fixtures.hot_prompt``: pods cut to two batch slots for the run, the prefix filling
+    three quarters of a pod's KV cache. A load-aware scheduler moves requests off the queued
+    pod; a prefix-only one keeps them all there and fails (the negative control in
+    ``tests/plugin/test_negative_controls.py`` runs this same run on a prefix-only EPP).
+    """
+    _needs_pod_identity(stack)
+    if not stack.supports("simulator-admin"):
+        not_supported(f"needs the simulator-admin feature: {FEATURES['simulator-admin']}")
+    if len(stack.pods) < 2:
+        pytest.skip("needs at least two pods")
+    workload, result = hot_prompt_run(stack, http, run_dir / "load" / "routing-hot-prompt")
+    failed = [s for s in result.samples if not s.ok]
+    if failed or not result.validity.valid:
+        raise Invalid(f"hot-prompt run not evidence either way: {len(failed)} of "
+                      f"{len(result.samples)} requests failed, {result.validity.reasons} "
+                      f"(log: {result.log_path})")
+    judged = balance_guard(result.samples, [p.name for p in stack.pods])
+    assert judged, "no successful request named its pod (x-inference-pod)"
+    guard, shares = judged
+    evidence.figure(Figure("hot_prompt_max_pod_share", shares.max_share, "ratio",
+                           baseline=1 / len(stack.pods), threshold=guard.threshold,
+                           samples=sum(shares.per_pod.values()), outcome=guard.outcome,
+                           workload=describe_hot_prompt(workload),
+                           note=f"requests per pod {shares.per_pod}"))
+    assert guard.passed, f"a hot prompt piled up on one pod: {guard.message}"
 
 
 def test_ttft_p90_at_most_half_of_round_robin(shared_prefix_comparison: Comparison,

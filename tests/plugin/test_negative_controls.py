@@ -4,13 +4,14 @@ A check that never fails is no evidence. These start the real local stack (Envoy
 simulated pods) with a broken scheduler or gateway and judge the load with the suites' own
 functions (``fixtures.routing_verdicts``, ``loadtests.slo``), asserting *failed*:
 
-- a prefix-only EPP keeps a hot prompt on one pod however long its queue (balance guard);
-  the default config, on the same workload and stack, spreads it (the guard discriminates);
+- a prefix-only EPP keeps the routing suite's hot prompt (``fixtures.hot_prompt``: one
+  prefix, faster than the pod holding it can serve) on one pod however long its queue
+  (balance guard); the default config, on the same run, spreads it (measured max pod share
+  1.0 against 0.33-0.37): the guard tells the two apart;
 - a random picker scatters prefix groups (stickiness);
-- a gateway that delays every request misses the suite's TTFT SLO.
+- a gateway that delays every request 400 ms misses the suite's TTFT SLO.
 
-Each run is tens of requests on pods made small on purpose (``HOT_PODS``), so a few prompts
-queue and the test stays well under a minute on two cores.
+Each run is tens of requests on its own 4-pod stack, well under a minute on two cores.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from fixtures.localstack import SimulatorParams
+from fixtures.hot_prompt import hot_prompt_run
 from fixtures.options import HarnessOptions
-from fixtures.routing_verdicts import balance_guard, stickiness_guard
+from fixtures.routing_verdicts import Guard, balance_guard, stickiness_guard
 from fixtures.stack import Stack
 from fixtures.targets.local import LocalTarget
 from loadtests.api import LoadResult, LoadSpec, run_load
@@ -57,20 +59,14 @@ schedulingProfiles:
   - pluginRef: random-picker
 """
 
-# Two batch slots per pod: a hot prompt at HOT_RATE queues on the pod that holds its prefix,
-# which is what the default config's queue scorer reacts to and a prefix-only scorer ignores.
-HOT_PODS = SimulatorParams(max_num_seqs=2, num_gpu_blocks=48)
-HOT_RATE = 20.0
-
-
 @pytest.fixture
 def stack_with(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     """Start a local stack with LocalStackConfig overrides; every one taken down after."""
     targets: list[LocalTarget] = []
 
-    def start(simulator: SimulatorParams | None = None, **overrides: Any) -> Stack:
+    def start(**overrides: Any) -> Stack:
         target = LocalTarget(HarnessOptions(pods=PODS), tmp_path / f"stack{len(targets)}",
-                             simulator=simulator, **overrides)
+                             **overrides)
         targets.append(target)
         return target.up()
 
@@ -93,9 +89,11 @@ def _shared_prefix_load(stack: Stack, out: Path, groups: int, per_group: int,
     return result
 
 
-def _hot_prompt_balance(stack_with: Callable[..., Stack], out: Path, config: str) -> Any:
-    stack = stack_with(simulator=HOT_PODS, epp_config_text=config)
-    result = _shared_prefix_load(stack, out, groups=1, per_group=60, rate=HOT_RATE)
+def _hot_prompt_balance(stack: Stack, out: Path) -> Guard:
+    with httpx.Client(timeout=30) as http:
+        _, result = hot_prompt_run(stack, http, out)
+    failed = [s for s in result.samples if not s.ok]
+    assert not failed, f"{len(failed)} requests failed (log: {result.log_path})"
     judged = balance_guard(result.samples, [p.name for p in stack.pods])
     assert judged is not None, f"no request named its pod (log: {result.log_path})"
     return judged[0]
@@ -108,14 +106,15 @@ def test_the_broken_configs_are_valid_epp_configs() -> None:
 
 def test_a_prefix_only_scheduler_fails_the_balance_guard_on_a_hot_prompt(
         stack_with: Callable[..., Stack], tmp_path: Path) -> None:
-    guard = _hot_prompt_balance(stack_with, tmp_path / "load", PREFIX_ONLY)
+    """The routing suite's hot-prompt run (``fixtures.hot_prompt``), on a prefix-only EPP."""
+    guard = _hot_prompt_balance(stack_with(epp_config_text=PREFIX_ONLY), tmp_path / "load")
     assert guard.outcome == "failed", guard.message
 
 
 def test_the_default_scheduler_passes_the_balance_guard_on_the_same_hot_prompt(
         stack_with: Callable[..., Stack], tmp_path: Path) -> None:
     """The positive side of the control above: the guard tells the two configs apart."""
-    guard = _hot_prompt_balance(stack_with, tmp_path / "load", DEFAULT_CONFIG)
+    guard = _hot_prompt_balance(stack_with(epp_config_text=DEFAULT_CONFIG), tmp_path / "load")
     assert guard.outcome == "passed", guard.message
 
 

@@ -1,8 +1,9 @@
 """``lamplighter load``: drive load at a stack, judge it against an SLO file, write a report.
 
 Exit status: 0 passed (without ``--slo``: valid and every measured request succeeded), 1
-failed (without ``--slo``: any measured request failed), 3 invalid (CPU warning or achieved
-rate < 95% of target), 2 configuration error (the message names the field).
+failed (without ``--slo``: any measured request failed), 3 invalid (CPU warning, achieved
+rate < 95% of target, or, without ``--slo``, no request measured), 2 configuration error
+(the message names the field).
 ``--target both`` runs the baseline (round robin) and then the gateway on the same seed,
 resetting every pod's prefix cache in between (or, where the pods cannot, reseeding the
 gateway run's prompts: seed + 1) so the gateway does not start on the baseline's warm
@@ -267,6 +268,9 @@ def run(args: argparse.Namespace) -> int:
     lines = [v.describe() for v in report.verdicts] if report else []
     if not report and failures:
         lines.append(failures)
+    if not report and not any(not s.warmup for s in main.samples):
+        lines.append(f"invalid: no request was measured (log: {main.log_path})")
+        print(lines[-1])
     lines += [
         f"invalid: {r}" for r in (report.invalid_reasons if report else main.validity.reasons)
     ]
@@ -314,10 +318,12 @@ def _failed_requests(result: LoadResult) -> str:
 
 
 def _outcome_without_slo(result: LoadResult, failures: str) -> str:
-    """No SLO file: any failed request fails the run; an unhealthy run is invalid."""
+    """No SLO file: any failed request fails the run; an unhealthy run, or one that measured
+    no request at all, is invalid (no evidence)."""
     if failures:
         return "failed"
-    return "passed" if result.validity.valid else "invalid"
+    measured = any(not s.warmup for s in result.samples)
+    return "passed" if result.validity.valid and measured else "invalid"
 
 
 def main(argv: list[str] | None = None) -> int:

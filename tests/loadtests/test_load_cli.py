@@ -258,3 +258,22 @@ def test_target_both_reseeds_when_the_pods_cannot_reset(
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "the next run's prompts are reseeded (seed" in printed
+
+
+def test_without_an_slo_a_run_that_measured_nothing_is_invalid_not_passed() -> None:
+    from loadtests.api import LoadResult
+    from loadtests.cli import _outcome_without_slo
+    from loadtests.samples import Sample
+    from loadtests.validity import Validity
+
+    warmup_only = [Sample(0, "g", "completions", True, "u", 0.0, ttft_s=0.1, status=200,
+                          warmup=True)]
+    result = LoadResult(samples=warmup_only, samples_path=Path("s.jsonl"), exit_code=0,
+                        validity=Validity(), log_path=Path("locust.log"), summary={})
+    assert _outcome_without_slo(result, "") == "invalid"
+    measured = LoadResult(samples=[Sample(0, "g", "completions", True, "u", 0.0, ttft_s=0.1,
+                                         status=200)], samples_path=Path("s.jsonl"),
+                          exit_code=0, validity=Validity(), log_path=Path("locust.log"),
+                          summary={})
+    assert _outcome_without_slo(measured, "") == "passed"
+    assert _outcome_without_slo(measured, "FAIL 1 of 1 requests failed") == "failed"

@@ -16,7 +16,9 @@ Each run is tens of requests on its own 4-pod stack, well under a minute on two 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,20 +61,21 @@ schedulingProfiles:
   - pluginRef: random-picker
 """
 
+
 @pytest.fixture
 def stack_with(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
-    """Start a local stack with LocalStackConfig overrides; every one taken down after."""
-    targets: list[LocalTarget] = []
+    """Start a local stack with LocalStackConfig overrides; every one taken down after
+    (each one's down() runs even when another's raises)."""
+    started = itertools.count()
+    with contextlib.ExitStack() as cleanup:
 
-    def start(**overrides: Any) -> Stack:
-        target = LocalTarget(HarnessOptions(pods=PODS), tmp_path / f"stack{len(targets)}",
-                             **overrides)
-        targets.append(target)
-        return target.up()
+        def start(**overrides: Any) -> Stack:
+            target = LocalTarget(HarnessOptions(pods=PODS), tmp_path / f"stack{next(started)}",
+                                 **overrides)
+            cleanup.callback(target.down)
+            return target.up()
 
-    yield start
-    for target in targets:
-        target.down()
+        yield start
 
 
 def _shared_prefix_load(stack: Stack, out: Path, groups: int, per_group: int,

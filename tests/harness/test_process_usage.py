@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.process_usage import HARNESS, LOAD_GENERATOR, CpuMeter, cpu_seconds, read_usage
+from fixtures.process_usage import (
+    HARNESS,
+    LOAD_GENERATOR,
+    OTHER,
+    CpuMeter,
+    cpu_seconds,
+    machine_busy_seconds,
+    read_usage,
+)
 
 
 def test_this_process_has_memory_and_descriptors() -> None:
@@ -58,6 +66,15 @@ def test_the_meter_names_a_busy_child_process_and_the_harness() -> None:
     finally:
         child.kill()
         child.wait()
-    assert set(cores) == {HARNESS, LOAD_GENERATOR, "busy"}  # a pid that is gone is left out
+    assert set(cores) == {HARNESS, LOAD_GENERATOR, OTHER, "busy"}  # a gone pid is left out
     assert cores["busy"] > 0.2, cores
     assert cores[HARNESS] < 0.5, cores
+
+
+def test_the_machine_busy_time_leaves_out_idle_and_io_wait(tmp_path: Path) -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    values = [5, 1, 2, 100, 50, 1, 1, 0, 0, 0]
+    (tmp_path / "stat").write_text("cpu  " + " ".join(str(v * ticks) for v in values) +
+                                   "\ncpu0 1 2 3\n")
+    assert machine_busy_seconds(tmp_path) == 10.0

@@ -12,10 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fixtures.comparison import require_clean_run, run_measured
 from fixtures.plugin import Evidence, Figure
 from fixtures.stack import FEATURES, Pod, Stack
 from fixtures.support import not_supported
-from loadtests.api import LoadSpec, run_load
+from loadtests.api import LoadSpec
 from loadtests.locality import balance
 from loadtests.workloads import load_workload
 
@@ -119,7 +120,9 @@ def test_degraded_pod_receives_less_traffic(degraded_pod: Pod, stack: Stack, run
     spec = LoadSpec(base_url=stack.gateway_url, model=stack.model, workload=workload,
                     api="completions", stream=True, arrival="poisson", rate=8, users=48,
                     max_requests=160, duration_s=60)
-    result = run_load(spec, run_dir / "load" / "faults-degraded-pod", timeout_s=120)
+    result, cpu = run_measured(spec, run_dir / "load" / "faults-degraded-pod", stack,
+                               timeout_s=120)
+    require_clean_run("degraded-pod run", result, cpu)
     shares = balance(result.samples, [p.name for p in stack.pods])
     assert shares, f"no successful request named its pod (log: {result.log_path})"
     total = sum(shares.per_pod.values())
@@ -127,7 +130,8 @@ def test_degraded_pod_receives_less_traffic(degraded_pod: Pod, stack: Stack, run
     fair = 1 / len(stack.pods)
     evidence.figure(Figure("degraded_pod_share", degraded_share, "ratio", baseline=fair,
                            threshold=f"<= {MAX_DEGRADED_SHARE_OF_FAIR} x fair share",
-                           samples=total, note=f"pod slowed {SLOWDOWN}x; {shares.per_pod}"))
+                           samples=total, note=f"pod slowed {SLOWDOWN}x; {shares.per_pod}",
+                           health=[{"label": "faults-degraded-pod", "cpuCores": cpu}]))
     assert degraded_share <= MAX_DEGRADED_SHARE_OF_FAIR * fair, (
         f"the {SLOWDOWN}x slower pod {degraded_pod.name} still took {degraded_share:.0%} of "
         f"{total} requests (fair share {fair:.0%}): {shares.per_pod}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.comparison import RoutedRun, RunHealth, require_healthy
+from fixtures.comparison import RoutedRun, RunHealth, require_clean_run, require_healthy
 from fixtures.outcomes import Invalid
 from fixtures.plans import LoadPlan
 from loadtests.api import LoadResult
@@ -89,3 +89,12 @@ def test_the_health_record_holds_rates_errors_and_cpu_per_process() -> None:
     assert record["requests"] == 10 and record["errors"] == 2 and record["errorRatio"] == 0.2
     assert record["cpuCores"] == {"sim-0": 0.25}
     assert {"offeredRate", "achievedRate", "cpuWarning", "valid"} <= set(record)
+
+
+def test_a_single_run_with_errors_or_a_flag_is_no_evidence() -> None:
+    require_clean_run("hot", _run("hot", 60).result, {})
+    with pytest.raises(Invalid, match=r"hot: not evidence either way: error ratio 1/61"):
+        require_clean_run("hot", _run("hot", 60, errors=1).result, {"envoy": 0.5})
+    with pytest.raises(Invalid, match=r"run invalid: achieved rate .*cpu cores: envoy 0\.50"):
+        require_clean_run("hot", _run("hot", 60, reasons=("achieved rate low",)).result,
+                          {"envoy": 0.5})

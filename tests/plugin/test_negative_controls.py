@@ -7,7 +7,7 @@ functions (``fixtures.routing_verdicts``, ``loadtests.slo``), asserting *failed*
 - a prefix-only EPP keeps the routing suite's hot prompt (``fixtures.hot_prompt``: one
   prefix, faster than the pod holding it can serve) on one pod however long its queue
   (balance guard); the default config, on the same run, spreads it (measured max pod share
-  1.0 against 0.33-0.37): the guard tells the two apart;
+  1.0 against 0.33-0.36): the guard tells the two apart;
 - a random picker scatters prefix groups (stickiness);
 - a gateway that delays every request 400 ms misses the suite's TTFT SLO.
 

@@ -2,6 +2,9 @@
 
 Against a zero-latency simulator on loopback (all latency coefficients 0), climb a rate
 ladder with one Locust process (lamplighter) and with inference-perf (``num_workers: 1``).
+Both columns are the same quantity: completed successful requests per second of the run
+(inference-perf's ``successes.throughput``; for Locust, successes over the span of the
+measured requests), not one tool's send rate against the other's completions.
 A rung is sustained when the achieved rate is >= 95% of the target, no request failed and
 the generator's busiest process averaged < 90% CPU over the rung. Prints the highest
 sustained rung of each. On a small shared machine the simulator competes for the same
@@ -108,7 +111,9 @@ def lamplighter_rung(url: str, rate: float, duration: float, out: Path) -> tuple
         proc.wait()
         cpu = watch.busiest()
         res = proc.result()
-    achieved = res.validity.achieved_rate or 0.0
+    # the same quantity inference-perf reports: completed successes per second of the run
+    # (not our send rate), so the two columns compare like with like
+    achieved = float(res.summary["throughput"]["requests_per_s"])
     if res.validity.cpu_warning:
         cpu = max(cpu, CPU_LIMIT)
     return achieved, res.summary["errors"], cpu

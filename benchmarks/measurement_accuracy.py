@@ -7,6 +7,12 @@ local word-level tokenizer). Prints TTFT p50/p90 of both and their relative diff
 ``GET /admin/stats`` (goal: <= 3 ms at moderate load). The simulator's prefix cache is reset
 before each run so both start cold.
 
+inference-perf generates its own prompt text from the same shape, so the two runs do not
+send the same prompts; a cache hit and a miss differ in TTFT by the prefill. The script
+therefore prints each run's server-side prefix-cache hit rate (``vllm:prefix_cache_*``
+deltas) and our TTFT split by hit and miss (``usage.cached_tokens``): a difference between
+the tools is only a measurement difference when their hit rates agree.
+
 Target: ``--stack-file`` (from ``lamplighter up``; pods' URLs give the server TTFT) or, by
 default, one simulator started here on loopback.
 
@@ -29,7 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fixtures.locality import pod_hit_rate  # noqa: E402
 from fixtures.localstack import SimulatorParams, running_simulator  # noqa: E402
+from fixtures.podmetrics import MetricsSnapshot  # noqa: E402
 from loadtests.api import LoadSpec, run_load  # noqa: E402
 from loadtests.peers import (  # noqa: E402
     add_peer_arguments,
@@ -58,6 +66,19 @@ def reset(pods: list[str]) -> None:
     for pod in pods:
         httpx.post(pod + "/reset_prefix_cache", timeout=5)
         httpx.get(pod + "/admin/stats", params={"reset": "1"}, timeout=5)
+
+
+def counters(pods: list[str]) -> dict[str, MetricsSnapshot]:
+    """Each pod's metrics page, for the server-side hit rate of a run (counter deltas)."""
+    return {pod: MetricsSnapshot.parse(httpx.get(pod + "/metrics", timeout=5).text)
+            for pod in pods}
+
+
+def _hit_rate(before: dict[str, MetricsSnapshot], after: dict[str, MetricsSnapshot]) -> float:
+    try:
+        return pod_hit_rate(before, after)
+    except ValueError:  # no prefix-cache query counted: no rate
+        return float("nan")
 
 
 def server_ttfts(pods: list[str]) -> list[float]:
@@ -106,16 +127,25 @@ def main() -> int:
             duration_s=args.duration,
         )
         reset(pods)
+        counts0 = counters(pods)
         result = run_load(spec, args.out / "lamplighter")
+        our_hit_rate = _hit_rate(counts0, counters(pods))
         ours = [s.ttft_s for s in result.samples if s.ok and s.ttft_s is not None]
+        split = {
+            label: [s.ttft_s for s in result.samples if s.ok and s.ttft_s is not None
+                    and s.cached_tokens is not None and (s.cached_tokens > 0) == hit]
+            for label, hit in (("hits", True), ("misses", False))
+        }
         server = server_ttfts(pods)
-        peer, peer_server = None, []
+        peer, peer_server, peer_hit_rate = None, [], float("nan")
         if not args.skip_inference_perf:
             exe = ensure_venv(args.bench_venv, args.python)
             tok = write_word_tokenizer(args.bench_venv, args.bench_venv / "word-tokenizer")
             reset(pods)
+            counts0 = counters(pods)
             cfg = inference_perf_config(spec, tok, args.out / "inference-perf" / "report")
             peer = run_inference_perf(exe, cfg, args.out / "inference-perf")
+            peer_hit_rate = _hit_rate(counts0, counters(pods))
             peer_server = server_ttfts(pods)
     ms = 1000.0
     p50, p90 = (float(np.percentile(ours, q)) for q in (50, 90))
@@ -135,6 +165,12 @@ def main() -> int:
             f"{'relative difference':28}{'':>6}{(p50 - ip50) / ip50:>14.1%}"
             f"{(p90 - ip90) / ip90:>14.1%}   (goal: within 10%)"
         )
+    for label, values in split.items():
+        if values:
+            print(f"{'lamplighter, cache ' + label:28}{len(values):>6}"
+                  f"{np.median(values) * ms:>14.2f}{np.percentile(values, 90) * ms:>14.2f}")
+    print(f"server prefix hit rate: lamplighter run {our_hit_rate:.3f}, inference-perf run "
+          f"{peer_hit_rate:.3f} (TTFTs compare only where these agree)")
     for label, values in (("server TTFT, our run", server), ("server TTFT, i-p run", peer_server)):
         if values:
             print(

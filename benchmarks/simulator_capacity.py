@@ -1,7 +1,13 @@
 """How many concurrent streams one simulator process serves while keeping to its step model.
 
-Setup. One ``python -m simulator`` process pinned to one CPU (``--sim-cpu``, default 0); the
-load client runs in this process pinned to another (``--client-cpu``, default 1), so the two
+Default = the suites' configuration: the simulator and the client unpinned at normal
+priority, and the conformance prompt shape (20 shared 1,024-token system prompts + a
+32-token question, as ``fixtures/plans/local.yaml``'s routing section). ``--privileged``
+prints the best case instead, labelled as such: pinned cores, SCHED_FIFO, and one
+200-token prompt cached after the first request (the setup described next).
+
+Privileged setup. One ``python -m simulator`` process pinned to one CPU (``--sim-cpu 0``);
+the load client runs in this process pinned to another (``--client-cpu 1``), so the two
 never compete for a core. Both run under the real-time ``SCHED_FIFO`` policy when permitted
 (``--priority fifo``, the default; else nice -10): on a shared 2-core machine other processes
 otherwise delay timer wake-ups by milliseconds (measured here under load average ~1.5: a bare
@@ -12,7 +18,8 @@ with the figures.
 
 Load. For each level (``--levels``, default 64,128,256,384,512,768,1024) N closed-loop
 clients, each a keep-alive connection sending ``/v1/completions`` with ``stream: true``, the
-same 200-token prompt (prefix-cached after the first request) and max_tokens spread over
+conformance prompts (``--privileged``: the same 200-token prompt, prefix-cached after the
+first request) and max_tokens spread over
 50..150 (``--max-tokens`` ±50%) so streams do not finish in lockstep; a client sends its next
 request as soon as the previous stream ends. ``max-num-seqs`` is 2048 and the KV pool large,
 so all N streams decode in every step: a step takes 10 ms + 0.1 ms per sequence (the default
@@ -67,7 +74,19 @@ import numpy as np
 
 from fixtures.serving import serving
 
-PROMPT = " ".join(f"{i % 1000:03d}" for i in range(200))  # 200 tokens
+PROMPT = " ".join(f"{i % 1000:03d}" for i in range(200))  # 200 tokens (privileged row)
+GROUPS, SYSTEM_TOKENS, QUESTION_TOKENS, BODIES = 20, 1024, 32, 2000  # conformance shape
+
+
+def conformance_prompts(rng: random.Random) -> list[str]:
+    """Shared-prefix prompts as the routing suite sends them: 3-digit words, one token each
+    for the simulator's tokenizer (``simulator.tokenizer``)."""
+
+    def words(n: int) -> str:
+        return " ".join(f"{rng.randrange(1000):03d}" for _ in range(n))
+
+    systems = [words(SYSTEM_TOKENS) for _ in range(GROUPS)]
+    return [f"{systems[i % GROUPS]} {words(QUESTION_TOKENS)}" for i in range(BODIES)]
 
 
 @contextlib.contextmanager
@@ -193,12 +212,17 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def level(
-    host: str, port: int, sim_pid: int, n: int, duration: float, warmup: float, max_tokens: int
+    host: str, port: int, sim_pid: int, n: int, duration: float, warmup: float, max_tokens: int,
+    prompts: list[str] | None = None,
 ) -> dict[str, float]:
     requests = []  # output lengths spread over max_tokens/2..3*max_tokens/2: no lockstep
-    for out in range(max_tokens // 2, 3 * max_tokens // 2 + 1):
+    rng = random.Random(n)
+    outs = range(max_tokens // 2, 3 * max_tokens // 2 + 1)
+    pairs = ([(PROMPT, out) for out in outs] if prompts is None
+             else [(prompt, rng.choice(outs)) for prompt in prompts])
+    for prompt, out in pairs:
         body = json.dumps(
-            {"model": "sim-model", "prompt": PROMPT, "max_tokens": out, "stream": True}
+            {"model": "sim-model", "prompt": prompt, "max_tokens": out, "stream": True}
         ).encode()
         requests.append(
             (
@@ -272,19 +296,28 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per level")
     p.add_argument("--max-tokens", type=int, default=100, help="mean output tokens per request")
     p.add_argument(
-        "--sim-cpu", type=int, default=0, help="CPU the simulator is pinned to; -1: not pinned"
+        "--sim-cpu", type=int, default=-1, help="CPU the simulator is pinned to; -1: not pinned"
     )
     p.add_argument(
-        "--client-cpu", type=int, default=1, help="CPU the client is pinned to; -1: not pinned"
+        "--client-cpu", type=int, default=-1, help="CPU the client is pinned to; -1: not pinned"
     )
     p.add_argument(
         "--priority",
         choices=["fifo", "nice", "none"],
-        default="fifo",
+        default="none",
         help="scheduling of the simulator and the client: SCHED_FIFO, nice -10 or unchanged",
+    )
+    p.add_argument(
+        "--privileged", action="store_true",
+        help="best case (labelled): pinned to CPUs 0/1, SCHED_FIFO, one cached 200-token prompt",
     )
     p.add_argument("sim_args", nargs="*", help="extra simulator flags (after --)")
     args = p.parse_args()
+    if args.privileged:
+        args.sim_cpu, args.client_cpu, args.priority = 0, 1, "fifo"
+    label = ("best case (privileged: pinned, SCHED_FIFO, one cached prompt)" if args.privileged
+             else "suite configuration (unpinned, normal priority, conformance prompts)")
+    prompts = None if args.privileged else conformance_prompts(random.Random(7))
     cpus = os.sched_getaffinity(0)
     for cpu in (args.sim_cpu, args.client_cpu):
         if cpu >= 0 and cpu not in cpus:
@@ -298,7 +331,11 @@ def main() -> int:
     print(
         f"simulator pid={pid} url={url} cpus={os.cpu_count()} sim_cpu={args.sim_cpu} "
         f"client_cpu={args.client_cpu} sim: {_policy(pid)}, client: {_policy(0)}\n"
-        f"prompt=200 tokens (cached after the first), max_tokens={args.max_tokens} ±50%, "
+        f"[{label}]\n"
+        + ("prompt=200 tokens (cached after the first)" if prompts is None else
+           f"prompts: {GROUPS} groups x {SYSTEM_TOKENS}-token system prompt + "
+           f"{QUESTION_TOKENS}-token question")
+        + f", max_tokens={args.max_tokens} ±50%, "
         f"default step model; load average before: "
         f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
     )
@@ -308,7 +345,8 @@ def main() -> int:
             host, port = url.rsplit("//", 1)[1].split(":")
             rows.append(
                 asyncio.run(
-                    level(host, int(port), pid, n, args.duration, args.warmup, args.max_tokens)
+                    level(host, int(port), pid, n, args.duration, args.warmup,
+                          args.max_tokens, prompts)
                 )
             )
             r = rows[-1]

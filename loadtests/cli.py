@@ -1,11 +1,13 @@
 """``lamplighter load``: drive load at a stack, judge it against an SLO file, write a report.
 
 Exit status: 0 passed (without ``--slo``: valid and every measured request succeeded), 1
-failed (without ``--slo``: any measured request failed), 3 invalid (CPU warning or achieved
-rate < 95% of target), 2 configuration error (the message names the field).
+failed (without ``--slo``: any measured request failed), 3 invalid (CPU warning, achieved
+rate < 95% of target, or, without ``--slo``, no request measured), 2 configuration error
+(the message names the field).
 ``--target both`` runs the baseline (round robin) and then the gateway on the same arrivals,
-resetting the pods' prefix caches in between (or, where pods cannot reset them, reseeding the
-gateway run's prompts) so the gateway does not start warm; the verdict is the gateway's. An
+resetting every pod's prefix cache in between (or, where the pods cannot, reseeding the
+gateway run's prompts: seed + 1, arrivals kept) so the gateway does not start on the
+baseline's warm caches; it plots them side by side and the verdict is the gateway's. An
 open-loop run without ``--users`` sizes its user pool from the rate and
 ``--expected-latency`` (``loadtests.runconfig.open_loop_users``), so the offered rate is
 achieved and saturation shows as queueing at the server.
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from loadtests.api import LoadProcess, LoadResult
+from loadtests.caches import reset_prefix_caches
 from loadtests.plots import render_summary
 from loadtests.runconfig import (
     CLOSED_LOOP_USERS,
@@ -294,6 +297,9 @@ def run(args: argparse.Namespace) -> int:
     lines = [v.describe() for v in report.verdicts] if report else []
     if not report and failures:
         lines.append(failures)
+    if not report and not any(not s.warmup for s in main.samples):
+        lines.append(f"invalid: no request was measured (log: {main.log_path})")
+        print(lines[-1])
     lines += [
         f"invalid: {r}" for r in (report.invalid_reasons if report else main.validity.reasons)
     ]
@@ -309,28 +315,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cold_start(spec: LoadSpec, stack_file: Path | None) -> LoadSpec:
-    """Reset every pod's prefix cache, or reseed the prompts (arrivals keep their seed)."""
+    """Reset every pod's prefix cache (pods from the stack file), or reseed the prompts."""
     import httpx
 
-    pods = []
-    if stack_file:
-        pods = [str(p.get("url", "")) for p in json.loads(stack_file.read_text()).get("pods", [])]
-    reset = bool(pods) and all(pods)
-    for url in pods if reset else []:
-        try:
-            response = httpx.post(f"{url.rstrip('/')}/reset_prefix_cache", timeout=10)
-        except httpx.HTTPError:
-            reset = False
-            break
-        if response.status_code >= 300:
-            reset = False
-            break
+    pods = json.loads(stack_file.read_text()).get("pods", []) if stack_file else []
+    urls = [str(p["url"]) for p in pods if isinstance(p, dict) and p.get("url")]
+    try:
+        with httpx.Client(timeout=10) as http:
+            reset = bool(urls) and reset_prefix_caches(urls, http)
+        why = ("" if reset else "the pods do not offer POST /reset_prefix_cache" if urls
+               else "the stack file names no pods")
+    except httpx.HTTPError as exc:
+        reset, why = False, f"resetting the pods' prefix caches failed: {exc}"
     if reset:
-        print("prefix caches reset on every pod before the next run")
+        print(f"prefix caches reset on {len(urls)} pods before the next run")
         return spec
-    print("pods cannot reset their prefix caches: the next run's prompts are reseeded "
-          f"(seed {spec.workload.seed + 1}; arrivals keep seed {spec.arrivals_seed})")
-    return replace(spec, workload=replace(spec.workload, seed=spec.workload.seed + 1),
+    seed = spec.workload.seed + 1
+    print(f"{why}: the next run's prompts are reseeded (seed {seed}; arrivals keep seed "
+          f"{spec.arrivals_seed}) so it starts cold")
+    return replace(spec, workload=replace(spec.workload, seed=seed),
                    arrival_seed=spec.arrivals_seed)
 
 
@@ -346,10 +349,12 @@ def _failed_requests(result: LoadResult) -> str:
 
 
 def _outcome_without_slo(result: LoadResult, failures: str) -> str:
-    """No SLO file: any failed request fails the run; an unhealthy run is invalid."""
+    """No SLO file: any failed request fails the run; an unhealthy run, or one that measured
+    no request at all, is invalid (no evidence)."""
     if failures:
         return "failed"
-    return "passed" if result.validity.valid else "invalid"
+    measured = any(not s.warmup for s in result.samples)
+    return "passed" if result.validity.valid and measured else "invalid"
 
 
 def main(argv: list[str] | None = None) -> int:

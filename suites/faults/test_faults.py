@@ -17,12 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fixtures.comparison import require_clean_run, run_measured
 from fixtures.fault_accounting import FaultAccount, FaultWindow, account
 from fixtures.plugin import Evidence, Figure
 from fixtures.podmetrics import scrape
 from fixtures.stack import FEATURES, Pod, Stack
 from fixtures.support import not_supported
-from loadtests.api import LoadSpec, run_load
+from loadtests.api import LoadSpec
 from loadtests.locality import balance
 from loadtests.workloads import load_workload
 
@@ -39,6 +40,7 @@ TRAFFIC_WAIT_S = 60.0  # Locust's start on a busy machine, before the first requ
 class DegradedPod:
     pod: Pod
     injected_at: float  # unix time the slowdown took effect
+RECOVERY_PROBES = 40  # distinct prompts sent while a pod fails, and again after it is back
 
 
 @pytest.fixture
@@ -79,10 +81,58 @@ def test_pod_error_reaches_the_client_as_an_openai_error(admin_pods: tuple[Pod, 
     assert failed.status_code == 503, f"forced 503 came back as {failed.status_code}"
     error = failed.json().get("error", {})
     assert error.get("message"), f"no OpenAI error object in {failed.text!r}"
-    recovered = gateway.post("/v1/completions", json=body)
-    assert recovered.status_code == 200, (
-        f"the stack did not recover after one pod error: {recovered.status_code} "
-        f"{recovered.text}")
+
+
+@pytest.fixture
+def failing_pod(admin_pods: tuple[Pod, ...], http: httpx.Client) -> Iterator[Pod]:
+    """The first pod answering every generation request with 503; restored whatever happens."""
+    pod = admin_pods[0]
+    before = http.get(pod.url + "/admin/config").json()
+    http.post(pod.url + "/admin/config", json={
+        "failure_rate": 1.0, "failure_types": ["unavailable"]}).raise_for_status()
+    try:
+        yield pod
+    finally:
+        http.post(pod.url + "/admin/config", json={
+            "failure_rate": before.get("failure_rate", 0.0),
+            "failure_types": before.get("failure_types", ["unavailable"]),
+        }).raise_for_status()
+
+
+def _distinct_completions(gateway: httpx.Client, stack: Stack, tag: str,
+                          n: int) -> list[httpx.Response]:
+    return [gateway.post("/v1/completions", json={
+        "model": stack.model, "prompt": f"{tag} {i} " + "word " * 64, "max_tokens": 2})
+        for i in range(n)]
+
+
+def test_a_failing_pod_that_comes_back_serves_again(failing_pod: Pod, gateway: httpx.Client,
+                                                    http: httpx.Client, stack: Stack) -> None:
+    """One pod fails every request, then recovers: its failures reach clients as OpenAI
+    errors, and once it is back every request succeeds and the pod takes traffic again.
+
+    RECOVERY_PROBES distinct prompts sent one at a time on idle pods: the picker breaks ties
+    at random, so a pod it still serves gets none of them with probability
+    (1 - 1/N)^RECOVERY_PROBES (1.0e-5 for N = 4): a miss means the pod was dropped for good.
+    """
+    if len(stack.pods) < 2:
+        not_supported("needs at least two pods: one fails while the others serve")
+    while_down = _distinct_completions(gateway, stack, "down", RECOVERY_PROBES)
+    errors = [r for r in while_down if r.status_code != 200]
+    assert errors, (f"none of {RECOVERY_PROBES} requests reached the failing pod "
+                    f"{failing_pod.name}: the fault was not exercised")
+    for response in errors:
+        assert response.status_code == 503, f"{response.status_code} {response.text}"
+        assert response.json().get("error", {}).get("message"), (
+            f"no OpenAI error object in {response.text!r}")
+    http.post(failing_pod.url + "/admin/config", json={"failure_rate": 0.0}).raise_for_status()
+    after = _distinct_completions(gateway, stack, "back", RECOVERY_PROBES)
+    bad = [f"{r.status_code} {r.text[:120]}" for r in after if r.status_code != 200]
+    assert not bad, f"{len(bad)} of {RECOVERY_PROBES} requests failed after recovery: {bad[:3]}"
+    pods = {r.headers.get("x-inference-pod") for r in after}
+    assert failing_pod.name in pods, (
+        f"the recovered pod {failing_pod.name} served none of {RECOVERY_PROBES} requests "
+        f"(served by {sorted(p for p in pods if p)})")
 
 
 @pytest.mark.load
@@ -94,7 +144,8 @@ def test_degraded_pod_receives_less_traffic(degraded_pod: DegradedPod, stack: St
     spec = LoadSpec(base_url=stack.gateway_url, model=stack.model, workload=workload,
                     api="completions", stream=True, arrival="poisson", rate=8, users=48,
                     max_requests=160, duration_s=60)
-    result = run_load(spec, run_dir / "load" / "faults-degraded-pod", timeout_s=120)
+    result, cpu = run_measured(spec, run_dir / "load" / "faults-degraded-pod", stack,
+                               timeout_s=120)
     slowed = degraded_pod.pod
     fault = account(FaultWindow("pod-slowed", f"speed_factor {SLOWDOWN} on {slowed.name}",
                                 degraded_pod.injected_at, pod=slowed.name), result.samples)
@@ -102,6 +153,7 @@ def test_degraded_pod_receives_less_traffic(degraded_pod: DegradedPod, stack: St
     _check_nothing_lost(fault, result.log_path)
     assert fault.failed == 0, (
         f"a slow pod must not fail requests: {fault.failed_by_status} (log: {result.log_path})")
+    require_clean_run("degraded-pod run", result, cpu)  # Locust flagged it: invalid
     shares = balance(result.samples, [p.name for p in stack.pods])
     assert shares, f"no successful request named its pod (log: {result.log_path})"
     total = sum(shares.per_pod.values())
@@ -109,7 +161,8 @@ def test_degraded_pod_receives_less_traffic(degraded_pod: DegradedPod, stack: St
     fair = 1 / len(stack.pods)
     evidence.figure(Figure("degraded_pod_share", degraded_share, "ratio", baseline=fair,
                            threshold=f"<= {MAX_DEGRADED_SHARE_OF_FAIR} x fair share",
-                           samples=total, note=f"pod slowed {SLOWDOWN}x; {shares.per_pod}"))
+                           samples=total, note=f"pod slowed {SLOWDOWN}x; {shares.per_pod}",
+                           health=[{"label": "faults-degraded-pod", "cpuCores": cpu}]))
     assert degraded_share <= MAX_DEGRADED_SHARE_OF_FAIR * fair, (
         f"the {SLOWDOWN}x slower pod {slowed.name} still took {degraded_share:.0%} of "
         f"{total} requests (fair share {fair:.0%}): {shares.per_pod}")
@@ -174,7 +227,8 @@ def test_a_pod_failing_mid_run_loses_no_request(admin_pods: tuple[Pod, ...], sta
     window = _ErrorWindow(victim, http)
     window.start()
     try:
-        result = run_load(spec, run_dir / "load" / "faults-pod-errors", timeout_s=120)
+        result, _ = run_measured(spec, run_dir / "load" / "faults-pod-errors", stack,
+                                 timeout_s=120)
     finally:
         window.restore()
         window.join(10)

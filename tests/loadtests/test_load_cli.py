@@ -272,3 +272,55 @@ def test_target_both_reseeds_prompts_but_keeps_arrivals_when_pods_cannot_reset(
     cold = _cold_start(spec, stack)
     assert cold.workload.seed == 6 and cold.arrivals_seed == 5
     assert "prompts are reseeded (seed 6; arrivals keep seed 5)" in capsys.readouterr().out
+
+
+def _both(tmp_path: Path, url: str, pods: list[str], *model: str) -> tuple[int, Path]:
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps({"gateway_url": url, "baseline_url": url,
+                                 "pods": [{"name": f"p{i}", "url": u, "metrics_url": u}
+                                          for i, u in enumerate(pods)]}))
+    out = tmp_path / "both"
+    code = main(["load", "--stack-file", str(stack), "--target", "both", *model, *WORKLOAD,
+                 "--users", "2", "--max-requests", "12", "--out", str(out)])
+    return code, out
+
+
+def test_target_both_resets_the_pods_caches_so_the_gateway_run_starts_cold(
+        real_simulator: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _both(tmp_path, real_simulator.url, [real_simulator.url])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "prefix caches reset on 1 pods before the next run" in printed
+    # one pod serves both runs: without the reset the gateway run would hit the baseline's
+    # prefixes from its first request; with it, both runs see the same cached tokens
+    cached = {name: sum(json.loads(line).get("cached_tokens") or 0 for line in
+                        (out / name / "samples.jsonl").read_text().splitlines())
+              for name in ("baseline", "scheduler")}
+    assert cached["scheduler"] == cached["baseline"], cached
+
+
+def test_target_both_reseeds_when_the_pods_cannot_reset(
+        sse_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = _both(tmp_path, sse_server.url, [sse_server.url], "--model", "m")
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "the next run's prompts are reseeded (seed" in printed
+
+
+def test_without_an_slo_a_run_that_measured_nothing_is_invalid_not_passed() -> None:
+    from loadtests.api import LoadResult
+    from loadtests.cli import _outcome_without_slo
+    from loadtests.samples import Sample
+    from loadtests.validity import Validity
+
+    warmup_only = [Sample(0, "g", "completions", True, "u", 0.0, ttft_s=0.1, status=200,
+                          warmup=True)]
+    result = LoadResult(samples=warmup_only, samples_path=Path("s.jsonl"), exit_code=0,
+                        validity=Validity(), log_path=Path("locust.log"), summary={})
+    assert _outcome_without_slo(result, "") == "invalid"
+    measured = LoadResult(samples=[Sample(0, "g", "completions", True, "u", 0.0, ttft_s=0.1,
+                                         status=200)], samples_path=Path("s.jsonl"),
+                          exit_code=0, validity=Validity(), log_path=Path("locust.log"),
+                          summary={})
+    assert _outcome_without_slo(measured, "") == "passed"
+    assert _outcome_without_slo(measured, "FAIL 1 of 1 requests failed") == "failed"

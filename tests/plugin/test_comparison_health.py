@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from fixtures.comparison import RoutedRun, RunHealth, require_healthy
+from fixtures.comparison import RoutedRun, RunHealth, require_clean_run, require_healthy
 from fixtures.outcomes import Invalid
 from fixtures.plans import LoadPlan
 from loadtests.api import LoadResult
@@ -72,3 +73,28 @@ def test_a_plan_smaller_than_the_minimum_asks_only_for_its_own_requests() -> Non
     health = RunHealth().for_plan(plan)
     assert health.min_successes == 60
     require_healthy((_run("baseline", 60), _run("scheduler", 60)), health)
+
+
+def test_an_invalid_verdict_names_the_busiest_processes() -> None:
+    busy = replace(_run("scheduler", 200, reasons=("load generator CPU above 90%",)),
+                   cpu={"harness": 0.2, "load-generator": 0.95, "envoy": 0.4})
+    with pytest.raises(Invalid, match=r"cpu cores: load-generator 0\.95, envoy 0\.40, "
+                                      r"harness 0\.20"):
+        require_healthy((_run("baseline", 200), busy), RunHealth())
+
+
+def test_the_health_record_holds_rates_errors_and_cpu_per_process() -> None:
+    run = replace(_run("baseline", 8, errors=2), cpu={"sim-0": 0.25})
+    record = run.health_record()
+    assert record["requests"] == 10 and record["errors"] == 2 and record["errorRatio"] == 0.2
+    assert record["cpuCores"] == {"sim-0": 0.25}
+    assert {"offeredRate", "achievedRate", "cpuWarning", "valid"} <= set(record)
+
+
+def test_a_single_run_with_errors_or_a_flag_is_no_evidence() -> None:
+    require_clean_run("hot", _run("hot", 60).result, {})
+    with pytest.raises(Invalid, match=r"hot: not evidence either way: error ratio 1/61"):
+        require_clean_run("hot", _run("hot", 60, errors=1).result, {"envoy": 0.5})
+    with pytest.raises(Invalid, match=r"run invalid: achieved rate .*cpu cores: envoy 0\.50"):
+        require_clean_run("hot", _run("hot", 60, reasons=("achieved rate low",)).result,
+                          {"envoy": 0.5})

@@ -32,7 +32,7 @@ from loadtests.api import LoadProcess, LoadSpec
 from loadtests.samples import Sample
 from loadtests.workloads import load_workload
 
-pytestmark = [pytest.mark.faults, pytest.mark.load, pytest.mark.slow]
+pytestmark = [pytest.mark.faults, pytest.mark.load, pytest.mark.slow, pytest.mark.long]
 
 PODS = 3
 RATE = 6.0

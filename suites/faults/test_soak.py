@@ -32,7 +32,7 @@ from loadtests.workloads import WorkloadSpec
 from scheduler_ref.config import DEFAULT_CONFIG, load_config
 from scheduler_ref.plugins.prefix_cache_scorer import PrefixCacheScorer
 
-pytestmark = [pytest.mark.faults, pytest.mark.load, pytest.mark.slow]
+pytestmark = [pytest.mark.faults, pytest.mark.load, pytest.mark.slow, pytest.mark.long]
 
 SEED = 515151
 RSS_GROWTH, RSS_SLACK_MIB = 0.10, 4.0

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.comparison import Comparison
+from fixtures.comparison import Comparison, fail_unless_contended
 from fixtures.hot_prompt import describe as describe_hot_prompt
 from fixtures.hot_prompt import hot_prompt_run
 from fixtures.outcomes import settle
@@ -204,6 +204,9 @@ def test_ttft_p90_at_most_half_of_round_robin(shared_prefix_comparison: Comparis
                                 f"(baseline {all_p90[1]:.4f} s)",
                            interval=judged.interval.to_dict(), outcome=judged.outcome,
                            trials=trial_record(c, ttft_p90_ratio), health=c.health()))
+    runs = [run for t in (c.trials or (c,)) for run in (t.scheduler, t.baseline)]
+    fail_unless_contended(judged.outcome, [run.cpu for run in runs],
+                          f"steady-state TTFT p90 ratio {judged.interval.describe()}")
     settle(judged.outcome, f"steady-state TTFT p90 scheduler/round robin: "
                            f"{judged.interval.describe()} "
                            f"against <= {MAX_TTFT_P90_RATIO} (scheduler {sched_p90 * 1e3:.0f} "
@@ -232,6 +235,9 @@ def test_control_workload_routing_makes_no_difference(control_comparison: Compar
     assert c.scheduler.pod_hit_rate <= 0.1 and c.baseline.pod_hit_rate <= 0.1, (
         f"the control workload shares prefixes: hit rates {c.scheduler.pod_hit_rate:.2f} / "
         f"{c.baseline.pod_hit_rate:.2f}")
+    fail_unless_contended(judged.outcome, [run.cpu for t in (c.trials or (c,))
+                                           for run in (t.scheduler, t.baseline)],
+                          f"control TTFT p50 difference {judged.interval.describe()}")
     settle(judged.outcome, f"control TTFT scheduler vs round robin: {judged.interval.describe()} "
                            f"against +-{CONTROL_TTFT_TOLERANCE:.0%} (scheduler "
                            f"{sched * 1e3:.0f} ms, round robin {base * 1e3:.0f} ms)"

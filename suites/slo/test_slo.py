@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.comparison import describe_cpu, run_measured
+from fixtures.comparison import describe_cpu, fail_unless_contended, run_measured
 from fixtures.options import HarnessOptions
-from fixtures.outcomes import Invalid
+from fixtures.outcomes import FAILED, Invalid
 from fixtures.plans import load_plan, sized_shared_prefix
 from fixtures.plugin import Evidence
 from fixtures.stack import Stack
@@ -49,4 +49,6 @@ def test_latency_slo_through_gateway(stack: Stack, http: httpx.Client,
     if not report.valid:
         raise Invalid(f"invalid run (not evidence either way): "
                       f"{'; '.join(report.invalid_reasons)} ({describe_cpu(cpu)})\n{table}")
+    if not report.passed:
+        fail_unless_contended(FAILED, [cpu], f"SLO {report.name} not met:\n{table}")
     assert report.passed, f"SLO {report.name} ({slo_path}) not met:\n{table}"

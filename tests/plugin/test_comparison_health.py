@@ -98,3 +98,20 @@ def test_a_single_run_with_errors_or_a_flag_is_no_evidence() -> None:
     with pytest.raises(Invalid, match=r"run invalid: achieved rate .*cpu cores: envoy 0\.50"):
         require_clean_run("hot", _run("hot", 60, reasons=("achieved rate low",)).result,
                           {"envoy": 0.5})
+
+
+def test_a_failed_latency_verdict_on_a_contended_machine_is_invalid_naming_the_cause() -> None:
+    from fixtures.comparison import MAX_OTHER_CORES, contention, fail_unless_contended
+    from fixtures.outcomes import FAILED, PASSED, Invalid
+    from fixtures.process_usage import OTHER
+
+    quiet = {"harness": 0.3, "envoy": 0.4, OTHER: 0.1}
+    busy = {"harness": 0.3, "envoy": 0.4, OTHER: MAX_OTHER_CORES + 0.4}
+    assert contention([quiet, quiet]) is None
+    assert "0.90 cores" in (contention([quiet, busy]) or "")
+    with pytest.raises(Invalid, match=r"other processes used 0\.90 cores"):
+        fail_unless_contended(FAILED, [quiet, busy], "TTFT ratio 0.98")
+    # negative controls: a failure on a quiet machine stays a failure for the caller to
+    # report, and a pass on a busy machine stays a pass
+    fail_unless_contended(FAILED, [quiet, quiet], "TTFT ratio 0.98")
+    fail_unless_contended(PASSED, [busy], "TTFT ratio 0.3")

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -76,14 +77,24 @@ def locust_command(spec: LoadSpec, out_dir: Path, web_port: int | None = None) -
     return cmd
 
 
-class LoadProcess:
-    """A running Locust process (context manager); always reaped, also on failure."""
+Launcher = Callable[[list[str]], list[str]]
 
-    def __init__(self, spec: LoadSpec, out_dir: Path, web_port: int | None = None) -> None:
+
+class LoadProcess:
+    """A running Locust process (context manager); always reaped, also on failure.
+
+    ``launcher`` rewrites the command line before it runs: the harness passes
+    ``fixtures.processes.tied_to_parent`` so a ``kill -9`` of pytest takes Locust along
+    (this package does not import the harness).
+    """
+
+    def __init__(self, spec: LoadSpec, out_dir: Path, web_port: int | None = None,
+                 launcher: Launcher | None = None) -> None:
         spec.validate()
         self.spec = spec
         self.out_dir = Path(out_dir)
         self.web_port = web_port
+        self._launcher = launcher
         self.log_path = self.out_dir / "locust.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -94,8 +105,9 @@ class LoadProcess:
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         with self.log_path.open("wb") as log:
+            argv = locust_command(self.spec, self.out_dir, self.web_port)
             self.proc = subprocess.Popen(
-                locust_command(self.spec, self.out_dir, self.web_port),
+                self._launcher(argv) if self._launcher else argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -169,9 +181,10 @@ class LoadProcess:
         self.stop()
 
 
-def run_load(spec: LoadSpec, out_dir: Path, timeout_s: float | None = None) -> LoadResult:
+def run_load(spec: LoadSpec, out_dir: Path, timeout_s: float | None = None,
+             launcher: Launcher | None = None) -> LoadResult:
     """Run ``spec`` headless in a Locust subprocess and return its samples and validity."""
-    with LoadProcess(spec, out_dir) as proc:
+    with LoadProcess(spec, out_dir, launcher=launcher) as proc:
         proc.wait(timeout_s)
         return proc.result()
 

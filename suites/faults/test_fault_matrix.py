@@ -27,6 +27,7 @@ from fixtures.localstack import LocalStack, LocalStackConfig
 from fixtures.options import HarnessOptions
 from fixtures.outcomes import Invalid
 from fixtures.plugin import Evidence
+from fixtures.processes import tied_to_parent
 from fixtures.support import not_supported
 from loadtests.api import LoadProcess, LoadSpec
 from loadtests.samples import Sample
@@ -132,7 +133,7 @@ def fault_run(harness_options: HarnessOptions, run_dir: Path) -> Iterator[FaultR
                         duration_s=run_seconds, request_timeout_s=REQUEST_DEADLINE_S)
         out = run_dir / "load" / "fault-matrix"
         windows: dict[str, FaultWindow] = {}
-        with LoadProcess(spec, out) as load:
+        with LoadProcess(spec, out, launcher=tied_to_parent) as load:
             at = time.time() + LEAD_IN_S
             for fault in rows:
                 _sleep_until(at)
@@ -212,7 +213,8 @@ def test_a_hung_pod_is_caught_as_lost_requests(harness_options: HarnessOptions,
         spec = LoadSpec(base_url=stack.gateway_url, model=stack.model, workload=workload,
                         api="completions", stream=True, arrival="poisson", rate=4.0, users=16,
                         max_requests=24, duration_s=6, request_timeout_s=3)
-        with LoadProcess(spec, run_dir / "load" / "faults-control") as load:
+        with LoadProcess(spec, run_dir / "load" / "faults-control",
+                         launcher=tied_to_parent) as load:
             time.sleep(1.0)
             injected = time.time()
             httpx.post(f"{pod.url}/admin/hang", json={"enabled": True}, timeout=5)

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fixtures.comparison import run_measured
 from fixtures.options import HarnessOptions
 from fixtures.outcomes import Invalid
 from fixtures.plans import LoadPlan, load_plan, sized_shared_prefix
@@ -27,7 +28,7 @@ from fixtures.process_usage import ProcessUsage, read_usage
 from fixtures.stack import FEATURES, Stack
 from fixtures.support import not_supported
 from fixtures.upstream_epp import epp_metric_samples
-from loadtests.api import LoadResult, LoadSpec, run_load
+from loadtests.api import LoadResult, LoadSpec
 from loadtests.workloads import WorkloadSpec
 from scheduler_ref.config import DEFAULT_CONFIG, load_config
 from scheduler_ref.plugins.prefix_cache_scorer import PrefixCacheScorer
@@ -59,7 +60,7 @@ def _run(stack: Stack, workload: WorkloadSpec, rate: float, seconds: float,
     spec = LoadSpec(base_url=stack.gateway_url, model=stack.model, workload=workload,
                     api="completions", stream=True, arrival="poisson", rate=rate, users=32,
                     max_requests=max(1, int(rate * seconds)), duration_s=seconds)
-    result = run_load(spec, out, timeout_s=seconds + 60)
+    result, _ = run_measured(spec, out, stack, timeout_s=seconds + 60)
     failed = [s for s in result.samples if not s.ok]
     if failed or not result.validity.valid:
         raise Invalid(f"{out.name}: {len(failed)} of {len(result.samples)} requests failed, "

@@ -36,7 +36,7 @@ import httpx
 import pytest
 
 from fixtures.benchmark_report import benchmark_report, write_benchmark_report
-from fixtures.comparison import reset_prefix_caches
+from fixtures.comparison import reset_prefix_caches, run_measured
 from fixtures.options import HarnessOptions
 from fixtures.outcomes import Invalid
 from fixtures.plans import load_plan, load_sweep_plan, sized_shared_prefix
@@ -44,7 +44,7 @@ from fixtures.plugin import Evidence
 from fixtures.stack import Stack
 from fixtures.summary import SWEEP_DIR
 from fixtures.sweep import SweepPoint, headline, plot_sweep, sweep_point
-from loadtests.api import LoadSpec, run_load
+from loadtests.api import LoadSpec
 from loadtests.runconfig import open_loop_users
 from loadtests.slo import load_slo
 from loadtests.workloads import workload_to_dict
@@ -94,7 +94,8 @@ def test_rate_sweep_scheduler_vs_baseline(stack: Stack, http: httpx.Client,
                             users=open_loop_users(rate, plan.expected_latency_s),
                             max_requests=requests, duration_s=requests / rate * 2 + 5,
                             arrival_seed=SEED + k)
-            result = run_load(spec, out / f"{router}-{rate:g}", timeout_s=spec.duration_s + 60)
+            result, _ = run_measured(spec, out / f"{router}-{rate:g}", stack,
+                                     timeout_s=spec.duration_s + 60)
             point = sweep_point(router, rate, result, planned=requests, slo_bound_s=bound,
                                 seed=SEED + k)
             points.append(point)

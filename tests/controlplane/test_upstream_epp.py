@@ -14,12 +14,14 @@ import grpc
 import pytest
 
 from fixtures.controlplane import ControlPlane, install_crds
+from fixtures.plugin import Evidence
 from fixtures.ports import PortAllocator
 from fixtures.processes import ProcessSupervisor, http_ready
 from fixtures.serving import REPO_ROOT, repo_env
 from fixtures.tools import TOOLS
 from fixtures.upstream_epp import EndpointPod, UpstreamEpp, open_channel
 from tests.support.extproc_sequences import Step, collect, drive, envoy_order
+from tests.support.fuzz_totals import record_fuzz_totals
 
 CONFIG = Path(__file__).resolve().parent / "data" / "epp-config.yaml"
 POOL_CRD = (Path(__file__).resolve().parents[1] / "data" / "crds" / "gaie-v1.5.0"
@@ -95,13 +97,13 @@ def _upstream_verdict(seq: list[Step], out: list[Any], code: grpc.StatusCode,
 
 
 def test_generated_message_sequences_neither_hang_nor_kill_the_upstream_epp(
-        control_plane: ControlPlane, tmp_path: Path) -> None:
+        control_plane: ControlPlane, tmp_path: Path, evidence: Evidence) -> None:
     samples = collect(FUZZ_CASES)
     with epp_with_simulators(control_plane, tmp_path, "epp-fuzz", ["127.0.1.31"],
                              secure=False) as epp:
         with open_channel(epp.grpc_address, None) as channel:
             tally = drive(channel, samples, _upstream_verdict)
-        print("upstream EPP sequence fuzz:", tally)
+        record_fuzz_totals(evidence, "upstream_epp_ext_proc", dict(tally))
         assert epp.process.alive, "the EPP died under fuzzed ext_proc streams"
         assert epp.serving()
         # still routes an ordinary request afterwards

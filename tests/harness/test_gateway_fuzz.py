@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from fixtures.localstack import LocalStack, LocalStackConfig, SimulatorParams
+from fixtures.plugin import Evidence
 from fixtures.tools import is_cached
+from tests.support.fuzz_totals import record_fuzz_totals
 from tests.support.http_inputs import fuzz_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -44,7 +46,7 @@ def test_a_5xx_or_an_empty_refusal_fails_the_gateway_check() -> None:
 
 @pytest.mark.parametrize("scheduler", ["ref", "llm-d"])
 def test_generated_requests_through_the_gateway_get_an_answer_never_a_5xx_or_a_hang(
-        scheduler: str, tmp_path: Path) -> None:
+        scheduler: str, tmp_path: Path, evidence: Evidence) -> None:
     if scheduler == "llm-d" and not all(is_cached(b) for b in ("epp", "etcd", "kube-apiserver")):
         pytest.skip("the upstream EPP is not built (`make epp`; .ci/run builds it)")
     # Admin off, as in a deployment: a fuzzed x-sim-force-error must not be obeyed.
@@ -62,6 +64,6 @@ def test_generated_requests_through_the_gateway_get_an_answer_never_a_5xx_or_a_h
             assert served.status_code == 200, served.text
     finally:
         local.stop()
-    print(f"gateway fuzz ({scheduler}):", dict(sorted(seen.items())))
+    record_fuzz_totals(evidence, f"gateway_{scheduler.replace('-', '_')}", dict(seen))
     assert sum(seen.values()) >= CASES
     assert seen.get(200, 0) > CASES // 100, seen  # the generator reaches served requests too

@@ -20,12 +20,14 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from sched_support import NOW, endpoint
 
+from fixtures.plugin import Evidence
 from scheduler_ref.config import DEFAULT_CONFIG, load_config
 from scheduler_ref.datastore import Datastore
 from scheduler_ref.extproc import ExtProcServicer
 from scheduler_ref.metrics import EppMetrics
 from scheduler_ref.scheduler import Scheduler
 from tests.support.extproc_sequences import GOOD_BODY, Step, collect, drive, envoy_order
+from tests.support.fuzz_totals import record_fuzz_totals
 
 CASES = int(os.environ.get("LAMPLIGHTER_FUZZ_CASES", "1000"))
 
@@ -70,7 +72,7 @@ def test_check_stream_rejects_what_it_must() -> None:
         raise AssertionError("an unanswered request was accepted")
 
 
-def test_fuzz_message_sequences_end_cleanly() -> None:
+def test_fuzz_message_sequences_end_cleanly(evidence: Evidence) -> None:
     samples = collect(CASES)
     assert len(samples) >= CASES
 
@@ -99,7 +101,7 @@ def test_fuzz_message_sequences_end_cleanly() -> None:
             await server.stop(None)
 
     tally = asyncio.run(asyncio.wait_for(main(), 120 * max(1, CASES // 1000)))
-    print("sequence fuzz:", tally)
+    record_fuzz_totals(evidence, "scheduler_ref_ext_proc", dict(tally))
     assert tally.get("refused", 0) > CASES // 20 and tally["valid"] > CASES // 5, tally
 
 

@@ -26,8 +26,10 @@ from aiohttp.test_utils import make_mocked_request
 from aiohttp.web_protocol import RequestPayloadError
 from sim_helpers import InProcessServer, run_cli, sim_config
 
+from fixtures.plugin import Evidence
 from simulator import server as server_module
 from simulator.server import build_app
+from tests.support.fuzz_totals import record_fuzz_totals
 from tests.support.http_inputs import check_answer, fuzz_http
 
 CASES = int(os.environ.get("LAMPLIGHTER_FUZZ_CASES", "1000"))
@@ -48,12 +50,13 @@ def served() -> Iterator[tuple[Any, str]]:
 
 
 def test_generated_requests_get_an_answer_never_a_5xx_or_a_hang(
-    served: tuple[Any, str],
+    served: tuple[Any, str], evidence: Evidence,
 ) -> None:
     proc, url = served
     with httpx.Client(base_url=url, timeout=REQUEST_DEADLINE) as http:
         seen = fuzz_http(http, MODEL, CASES)
         assert http.get("/health").status_code == 200
+    record_fuzz_totals(evidence, "simulator", dict(seen))
     assert proc.poll() is None, "the simulator died under fuzzing"
     assert sum(seen.values()) >= CASES
     # The generator reaches both sides: served requests and refused ones.

@@ -226,3 +226,15 @@ def test_traffic_suites_report_an_unsupported_pair_as_not_supported(tmp_path: Pa
     assert proc.returncode == 0, out
     assert "error" not in out.lower().split("short test summary")[-1], out
     assert "not supported: guide v0.3 has no standalone mode" in out
+
+
+def test_a_pair_outside_the_matrix_has_no_stack(tmp_path: Path) -> None:
+    """Negative control for the kwok check beside it: the cluster target's matrix reason is
+    what the stack fixture reports."""
+    from fixtures.options import HarnessOptions
+    from fixtures.plugin import stack_unsupported_reason
+    from fixtures.targets import make_target
+
+    target = make_target(HarnessOptions(target="cluster", gateway="standalone",
+                                        guide_version="v0.3", install=False), tmp_path)
+    assert "no standalone mode" in (stack_unsupported_reason(target) or "")

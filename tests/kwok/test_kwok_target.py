@@ -110,3 +110,14 @@ def test_the_upstream_epp_finds_the_decode_pods_through_the_api_server(
         assert set(_served_by(stack, 12, "upstream")) == {p.name for p in stack.pods}
     finally:
         target.down()
+
+
+def test_the_traffic_suites_run_on_kwok_though_the_deploy_suite_cannot(tmp_path: Path) -> None:
+    """The deploy suite's reason (no guide charts installed) must not turn every traffic suite
+    into *not supported*: the stack fixture asks only for a reason no stack can stand."""
+    from fixtures.plugin import stack_unsupported_reason
+
+    target = make_target(HarnessOptions(target="kwok", pods=2), tmp_path)
+    assert isinstance(target, KwokTarget)
+    assert target.unsupported_reason()  # the deploy suite: no guide objects to verify
+    assert stack_unsupported_reason(target) is None

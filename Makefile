@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 bench-venv: install
 	$(PY) -c "from pathlib import Path; from loadtests.peers import ensure_venv; ensure_venv(Path('.venv-bench'))"
 
-# The long robustness runs (soak, fault matrix) are left to make test and nightly runs.
+# The long runs (soak, fault matrix, fidelity) are left to make test and nightly runs.
 conformance: install
 	$(PY) -m pytest suites --target local -m "not long" -p no:cacheprovider $(PYTEST_ARGS)
 

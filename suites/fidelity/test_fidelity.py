@@ -40,7 +40,7 @@ from loadtests.workloads import generate
 from scheduler_ref.config import DEFAULT_CONFIG
 from scheduler_ref.replay import ReplayRequest, agreement, endpoints_from_metrics, replay
 
-pytestmark = [pytest.mark.load]
+pytestmark = [pytest.mark.load, pytest.mark.long]  # make test runs it, conformance not
 
 SEED = 20251126  # the routing suite's seed: the same prompts, groups and arrivals
 HIT_RATE_TOLERANCE = 0.05  # absolute, token-weighted hit rate from pod counters

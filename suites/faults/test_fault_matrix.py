@@ -22,7 +22,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.fault_accounting import FaultAccount, FaultWindow, account, classify
+from fixtures.fault_accounting import (
+    FaultAccount,
+    FaultWindow,
+    account,
+    classify,
+    window_samples,
+)
 from fixtures.localstack import LocalStack, LocalStackConfig
 from fixtures.options import HarnessOptions
 from fixtures.outcomes import Invalid
@@ -158,10 +164,8 @@ def fault_run(harness_options: HarnessOptions, run_dir: Path) -> Iterator[FaultR
     yield FaultRun(scheduler, windows, result.samples, result.log_path)
 
 
-def _failures(run: FaultRun, window: FaultWindow) -> list[Sample]:
-    until = window.observed_until or float("inf")
-    return [s for s in run.samples
-            if window.injected_at <= s.start < until and classify(s) != "succeeded"]
+def _failures(window: FaultWindow, samples: list[Sample]) -> list[Sample]:
+    return [s for s in window_samples(window, samples) if classify(s) != "succeeded"]
 
 
 def _problems(fault: Fault, found: FaultAccount, failures: list[Sample]) -> list[str]:
@@ -194,7 +198,7 @@ def test_a_fault_loses_no_request_and_the_stack_recovers(
     window = fault_run.windows[fault.name]
     found = account(window, fault_run.samples)
     evidence.fault(found)
-    problems = _problems(fault, found, _failures(fault_run, window))
+    problems = _problems(fault, found, _failures(window, fault_run.samples))
     assert not problems, f"{fault.name} (log {fault_run.log}):\n" + "\n".join(problems)
 
 
@@ -227,6 +231,5 @@ def test_a_hung_pod_is_caught_as_lost_requests(harness_options: HarnessOptions,
                   lambda s: None, pod=pod.name)
     window = FaultWindow(fault.name, fault.injected, injected, None, pod.name)
     found = account(window, result.samples)
-    failures = [s for s in result.samples if s.start >= injected and classify(s) != "succeeded"]
-    problems = _problems(fault, found, failures)
+    problems = _problems(fault, found, _failures(window, result.samples))
     assert any("got no answer" in p for p in problems), (found, problems)

@@ -14,6 +14,8 @@ from fixtures.support import not_supported
 def test_helm_releases_deployed_with_profile_charts(deployed: GuideView) -> None:
     """``helm list -o json``: infra, gaie and ms releases (the current guide: its router
     chart release) deployed at the profile's charts."""
+    if deployed.rendered_install:
+        not_supported(f"no helm release to check: {deployed.rendered_install}")
     assert_no_problems(helm_release_problems(deployed.helm_releases(), deployed.profile))
 
 

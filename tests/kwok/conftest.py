@@ -7,13 +7,19 @@ from collections.abc import Iterator
 import pytest
 
 from fixtures.kwok import KwokCluster
+from fixtures.kwok.images import STAND_INS
 from fixtures.ports import PortAllocator
 from fixtures.processes import ProcessSupervisor
+
+# Images the pod runner tests use besides the real table: one whose readiness a test controls,
+# one the runner has no process for.
+TEST_IMAGES = ("lamplighter/test-gate", "lamplighter/no-launcher")
 
 
 @pytest.fixture(scope="module")
 def kwok_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KwokCluster]:
     workdir = tmp_path_factory.mktemp("kwok")
     with ProcessSupervisor(workdir / "logs") as supervisor, PortAllocator() as allocator, \
-            KwokCluster(supervisor, allocator, workdir, nodes=2) as cluster:
+            KwokCluster(supervisor, allocator, workdir, nodes=2,
+                        run_images=(*STAND_INS, *TEST_IMAGES)) as cluster:
         yield cluster

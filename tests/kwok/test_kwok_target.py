@@ -1,5 +1,6 @@
-"""``--target kwok``: the stack runs on a real control plane; the EPP finds the decode pods
-through the API server, and deleting one stops its simulator while traffic goes on."""
+"""``--target kwok``: the current guide's own objects run on a real control plane; the chart's
+Envoy and EPP containers run for real, the EPP finds the decode pods through the API server as
+the chart's service account, and deleting a pod stops its simulator while traffic goes on."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from kubernetes import client
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from fixtures.options import HarnessOptions
 from fixtures.report import RunReport
@@ -18,15 +19,17 @@ from fixtures.stack import Stack
 from fixtures.targets import make_target
 from fixtures.targets.kwok import KwokTarget
 from fixtures.tools import TOOLS
+from tests.support.served_by import served_by
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 POD_NETWORK = ipaddress.IPv4Network("127.1.0.0/16")
+NAMESPACE = "llm-d-optimized-baseline"  # the namespace the guide's objects were rendered for
 
 
 @pytest.fixture(scope="module")
 def kwok_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KwokTarget]:
-    options = HarnessOptions(target="kwok", pods=2, namespace="kwok-target")
+    options = HarnessOptions(target="kwok", guide_version="current", pods=2)
     target = make_target(options, tmp_path_factory.mktemp("run"))
     assert isinstance(target, KwokTarget)
     try:
@@ -40,17 +43,6 @@ def kwok_stack(kwok_target: KwokTarget) -> Stack:
     return kwok_target.up()
 
 
-def _served_by(stack: Stack, count: int, tag: str) -> list[str]:
-    names = []
-    with httpx.Client(base_url=stack.gateway_url, timeout=10) as http:
-        for i in range(count):
-            reply = http.post("/v1/completions", json={
-                "model": stack.model, "prompt": f"{tag} {i} " * 10, "max_tokens": 2})
-            assert reply.status_code == 200, reply.text
-            names.append(reply.headers["x-inference-pod"])
-    return names
-
-
 def test_the_stack_names_the_api_server_and_pods_on_loopback(kwok_stack: Stack) -> None:
     assert kwok_stack.target == "kwok"
     assert kwok_stack.extras["api_server_version"] == TOOLS["kube"].version
@@ -62,10 +54,44 @@ def test_the_stack_names_the_api_server_and_pods_on_loopback(kwok_stack: Stack) 
     report = RunReport(run_dir=Path("."), target="kwok", gateway="local")
     summary = report.to_dict([kwok_stack.to_dict()])["stacks"][0]
     assert summary["apiServerVersion"] == TOOLS["kube"].version
+    install = kwok_stack.extras["guide_install"]
+    assert "Deployment/optimized-baseline-epp" in install["objects"]
+    assert install["deviations"] == ["Deployment optimized-baseline-nvidia-gpu-vllm-decode: "
+                                     "spec.replicas 8 -> 2 (--pods: simulators this machine "
+                                     "runs)"]
+
+
+def test_the_gateway_is_the_charts_envoy_beside_the_epp(kwok_target: KwokTarget,
+                                                        kwok_stack: Stack) -> None:
+    """The client entry is the EPP Service's http port (80 -> 8081) on the EPP pod, where the
+    chart's own envoy-proxy container listens; its ext_proc goes to the epp container."""
+    epp_ip = kwok_stack.extras["epp_address"].rsplit(":", 1)[0]
+    assert kwok_stack.gateway_url == f"http://{epp_ip}:8081"
+    notes = next(iter(kwok_stack.extras["pod_runner_notes"].values()))
+    assert any("envoy-proxy" in n and f"{epp_ip}:9002" in n for n in notes)
+    assert any("scheduler_ref stands in" in n for n in notes)
+    assert kwok_target.runner is not None
+    envoy = kwok_target.runner.process_of(NAMESPACE, kwok_stack.extras["epp_pod"],
+                                          "envoy-proxy")
+    assert envoy is not None and envoy.alive
+
+
+def test_the_epp_reads_the_api_server_as_the_charts_service_account(
+        kwok_target: KwokTarget, kwok_stack: Stack) -> None:
+    """The chart's Roles decide: its account may watch pods, and (negative control) may not
+    read Secrets, which no rule grants."""
+    path = kwok_target.workdir / "credentials" / f"{NAMESPACE}-{kwok_stack.extras['epp_pod']}" \
+        ".kubeconfig"
+    with config.new_client_from_config(config_file=str(path)) as api_client:
+        core = client.CoreV1Api(api_client)
+        assert len(core.list_namespaced_pod(NAMESPACE).items) >= 3
+        with pytest.raises(ApiException) as denied:
+            core.list_namespaced_secret(NAMESPACE)
+    assert denied.value.status == 403
 
 
 def test_requests_through_the_gateway_reach_the_decode_pods(kwok_stack: Stack) -> None:
-    served = set(_served_by(kwok_stack, 12, "spread"))
+    served = set(served_by(kwok_stack, 12, "spread"))
     assert served <= {p.name for p in kwok_stack.pods}
     assert served == {p.name for p in kwok_stack.pods}  # distinct prompts spread over both
 
@@ -74,16 +100,16 @@ def test_a_deleted_decode_pod_stops_and_is_no_longer_picked(kwok_target: KwokTar
                                                            kwok_stack: Stack) -> None:
     victim, survivor = kwok_stack.pods
     assert kwok_target.cluster is not None and kwok_target.runner is not None
-    process = kwok_target.runner.process_of("kwok-target", victim.name)
+    process = kwok_target.runner.process_of(NAMESPACE, victim.name)
     assert process is not None and process.alive
     with kwok_target.cluster.api_client() as api_client:
-        client.CoreV1Api(api_client).delete_namespaced_pod(victim.name, "kwok-target")
+        client.CoreV1Api(api_client).delete_namespaced_pod(victim.name, NAMESPACE)
     deadline = time.monotonic() + 30
     while process.alive and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not process.alive
     time.sleep(1.0)  # the EPP's pod watch delivers the deletion
-    served = _served_by(kwok_stack, 12, "after")
+    served = served_by(kwok_stack, 12, "after")
     assert victim.name not in served
     assert survivor.name in served  # traffic continues (the replacement pod may join too)
 
@@ -92,32 +118,30 @@ def test_collected_diagnostics_hold_pods_events_and_logs(kwok_target: KwokTarget
                                                          kwok_stack: Stack,
                                                          tmp_path: Path) -> None:
     kwok_target.collect_diagnostics(tmp_path)
-    assert "decode-" in (tmp_path / "pods.yaml").read_text()
+    assert "vllm-decode-" in (tmp_path / "pods.yaml").read_text()
     assert (tmp_path / "events.yaml").exists()
     logs = {p.name for p in (tmp_path / "logs").iterdir()}
-    assert {"kube-apiserver.log", "kwok.log", "envoy.log"} <= logs
+    assert {"kube-apiserver.log", "kwok.log", "envoy-baseline.log"} <= logs
+    assert any(name.endswith("-envoy-proxy.log") for name in logs)
+    assert any(name.endswith("-epp.log") for name in logs)
 
 
-def test_the_upstream_epp_finds_the_decode_pods_through_the_api_server(
-        tmp_path: Path) -> None:
-    target = KwokTarget(HarnessOptions(target="kwok", scheduler="llm-d", pods=2,
-                                       namespace="kwok-llm-d"), tmp_path)
-    try:
-        stack = target.up()
-        assert stack.scheduler == "llm-d"
-        assert stack.extras["epp_version"] == TOOLS["epp"].version
-        assert stack.extras["api_server_version"] == TOOLS["kube"].version
-        assert set(_served_by(stack, 12, "upstream")) == {p.name for p in stack.pods}
-    finally:
-        target.down()
-
-
-def test_the_traffic_suites_run_on_kwok_though_the_deploy_suite_cannot(tmp_path: Path) -> None:
-    """The deploy suite's reason (no guide charts installed) must not turn every traffic suite
-    into *not supported*: the stack fixture asks only for a reason no stack can stand."""
+def test_what_each_guide_version_and_mode_supports_on_kwok(tmp_path: Path) -> None:
+    """The current guide in standalone mode: deploy and traffic suites. A helmfile-era version:
+    traffic suites only (no objects of the guide to verify). Gateway mode: neither (no Gateway
+    controller runs on kwok) — each *not supported* with its reason, never an error."""
     from fixtures.plugin import stack_unsupported_reason
 
-    target = make_target(HarnessOptions(target="kwok", pods=2), tmp_path)
-    assert isinstance(target, KwokTarget)
-    assert target.unsupported_reason()  # the deploy suite: no guide objects to verify
-    assert stack_unsupported_reason(target) is None
+    def target(**kw: object) -> KwokTarget:
+        made = make_target(HarnessOptions(target="kwok", pods=2, **kw), tmp_path)  # type: ignore[arg-type]
+        assert isinstance(made, KwokTarget)
+        return made
+
+    current = target(guide_version="current")
+    assert current.unsupported_reason() is None and stack_unsupported_reason(current) is None
+    helmfile_era = target(guide_version="v0.3")
+    assert "rendered objects only" in str(helmfile_era.unsupported_reason())
+    assert stack_unsupported_reason(helmfile_era) is None
+    gateway = target(guide_version="current", gateway="istio")
+    assert "Gateway controller" in str(gateway.unsupported_reason())
+    assert "Gateway controller" in str(stack_unsupported_reason(gateway))

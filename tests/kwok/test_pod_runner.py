@@ -1,5 +1,6 @@
-"""Pods that stand for a process run for real: a decode pod on a kwok node is a simulator on
-the pod's loopback IP, its Ready condition follows the process, deleting it stops it."""
+"""Pods whose image stands for a process run for real: a decode pod on a kwok node is a
+simulator on the pod's loopback IP, its Ready condition follows the process, deleting it stops
+it; containers share the pod's IP, read its ConfigMap volumes and are probed as declared."""
 
 from __future__ import annotations
 
@@ -14,16 +15,26 @@ import httpx
 import pytest
 from kubernetes import client
 
-from fixtures.kwok import PROCESS_LABEL, KwokCluster
+from fixtures.kwok import KwokCluster
 from fixtures.kwok.objects import condition, plain
-from fixtures.kwok.pod_runner import Launch, PodRunner, RunnablePod, model_of, simulator_launcher
+from fixtures.kwok.pod_runner import (
+    Launch,
+    PodRunner,
+    RunnableContainer,
+    RunnablePod,
+    image_repository,
+    model_of,
+    simulator_launcher,
+)
 from fixtures.ports import PortAllocator
 from fixtures.processes import ProcessSupervisor
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 NAMESPACE = "kwok-runner"
-GATE = "lamplighter-test-gate"  # a process kind whose readiness the test controls
+SIMULATOR = "lamplighter/simulator"
+GATE = "lamplighter/test-gate"  # an image whose process's readiness the test controls
+NO_LAUNCHER = "lamplighter/no-launcher"  # kwok leaves it to the runner, which has no process
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +45,13 @@ def gate_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def runner(kwok_cluster: KwokCluster, gate_file: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodRunner]:
-    def gated(pod: RunnablePod) -> Launch:
+    def gated(pod: RunnablePod, container: RunnableContainer) -> Launch:
         return Launch([sys.executable, "-c", "import time; time.sleep(600)"], gate_file.exists)
 
-    launchers = {"simulator": simulator_launcher(), GATE: gated}
+    launchers = {SIMULATOR: simulator_launcher(), GATE: gated}
     with ProcessSupervisor(tmp_path_factory.mktemp("runner") / "logs") as supervisor, \
             PodRunner(kwok_cluster.kubeconfig, supervisor, launchers,
-                      kwok_cluster.node_names) as running, \
+                      kwok_cluster.node_names, claimed=kwok_cluster.run_images) as running, \
             kwok_cluster.api_client() as api_client:
         client.CoreV1Api(api_client).create_namespace(
             cast(Any, {"metadata": {"name": NAMESPACE}}))
@@ -60,11 +71,11 @@ def pod_port() -> Iterator[int]:
         yield allocator.reserve()
 
 
-def _pod(name: str, kind: str, port: int) -> Any:
+def _pod(name: str, image: str, port: int) -> Any:
     return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": {PROCESS_LABEL: kind, "app": "decode"}},
+            "metadata": {"name": name, "labels": {"app": "decode"}},
             "spec": {"containers": [{
-                "name": "vllm", "image": "ghcr.io/llm-d/llm-d:never-pulled",
+                "name": "vllm", "image": f"{image}:never-pulled",
                 "args": ["--model", "sim-model", "--port", str(port)],
                 "ports": [{"containerPort": port}]}]}}
 
@@ -91,7 +102,7 @@ def _is_ready(core: client.CoreV1Api, name: str) -> bool:
 def test_decode_pods_serve_on_their_pod_ips_and_become_ready(
         runner: PodRunner, core: client.CoreV1Api, pod_port: int) -> None:
     for name in ("decode-a", "decode-b"):
-        core.create_namespaced_pod(NAMESPACE, _pod(name, "simulator", pod_port))
+        core.create_namespaced_pod(NAMESPACE, _pod(name, SIMULATOR, pod_port))
     for name in ("decode-a", "decode-b"):
         _wait(f"{name} Ready", partial(_is_ready, core, name))
         pod = _read(core, name)
@@ -155,19 +166,19 @@ def test_pod_readiness_follows_its_process(runner: PodRunner, core: client.CoreV
     core.delete_namespaced_pod("gated", NAMESPACE)
 
 
-def test_a_pod_of_an_unknown_kind_is_reported_and_not_run(
+def test_a_pod_whose_image_has_no_process_is_reported_and_not_run(
         runner: PodRunner, core: client.CoreV1Api, pod_port: int) -> None:
-    core.create_namespaced_pod(NAMESPACE, _pod("mystery", "no-such-kind", pod_port))
+    core.create_namespaced_pod(NAMESPACE, _pod("mystery", NO_LAUNCHER, pod_port))
     problem = _wait("a problem reported", lambda: next(iter(
         p for p in runner.problems.values() if "mystery" in p), None), timeout=30)
-    assert f"{NAMESPACE}/mystery" in problem and "'no-such-kind'" in problem
+    assert f"{NAMESPACE}/mystery" in problem and f"'{NO_LAUNCHER}:never-pulled'" in problem
     assert runner.process_of(NAMESPACE, "mystery") is None
     _wait("the reason written on the pod", lambda: {
         c["type"]: c.get("reason") for c in _read(core, "mystery")["status"]["conditions"]
     }["Ready"] == "CannotRun", timeout=10)
     ready = next(c for c in _read(core, "mystery")["status"]["conditions"]
                  if c["type"] == "Ready")
-    assert ready["status"] == "False" and "'no-such-kind'" in ready["message"]
+    assert ready["status"] == "False" and NO_LAUNCHER in ready["message"]
 
 
 @pytest.mark.parametrize(("args", "model"), [
@@ -181,11 +192,39 @@ def test_the_model_comes_from_the_container_command_line(args: list[str], model:
 
 
 def test_a_pod_without_a_container_port_is_refused_by_name() -> None:
-    pod = {"metadata": {"namespace": "ns", "name": "p", "uid": "u",
-                        "labels": {PROCESS_LABEL: "simulator"}},
-           "spec": {"containers": [{"name": "vllm", "image": "x"}]},
+    pod = {"metadata": {"namespace": "ns", "name": "p", "uid": "u"},
+           "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v1"}]},
            "status": {"podIP": "127.1.0.3"}}
+    runnable = RunnablePod.from_pod(pod)
     with pytest.raises(ValueError, match=r"pod ns/p: container 'vllm' declares no containerPort"):
-        RunnablePod.from_pod(pod)
+        simulator_launcher()(runnable, runnable.containers[0])
     pod["spec"]["containers"][0]["ports"] = [{"containerPort": 8000}]  # type: ignore[index]
-    assert RunnablePod.from_pod(pod).port == 8000
+    assert RunnablePod.from_pod(pod).containers[0].port == 8000
+
+
+@pytest.mark.parametrize(("image", "repository"), [
+    ("docker.io/envoyproxy/envoy:distroless-v1.33.2", "envoyproxy/envoy"),
+    ("envoyproxy/envoy:v1", "envoyproxy/envoy"),
+    ("ghcr.io/llm-d/llm-d-router-endpoint-picker:v0.9.0",
+     "ghcr.io/llm-d/llm-d-router-endpoint-picker"),
+    ("vllm/vllm-openai@sha256:abc", "vllm/vllm-openai"),
+    ("localhost:5000/sim:dev", "localhost:5000/sim"),
+    ("docker.io/library/busybox", "busybox"),
+])
+def test_an_image_is_looked_up_by_its_repository(image: str, repository: str) -> None:
+    assert image_repository(image) == repository
+
+
+def test_container_env_resolves_field_refs_and_never_reads_secrets() -> None:
+    def field(path: str) -> dict[str, Any]:
+        return {"fieldRef": {"fieldPath": path}}
+
+    pod = {"metadata": {"namespace": "ns", "name": "p", "uid": "u"},
+           "spec": {"containers": [{"name": "epp", "image": "x", "env": [
+               {"name": "NAMESPACE", "valueFrom": field("metadata.namespace")},
+               {"name": "POD_NAME", "valueFrom": field("metadata.name")},
+               {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+               {"name": "USER", "value": "llm-d"}]}]},
+           "status": {"podIP": "127.1.0.3"}}
+    env = RunnablePod.from_pod(pod).containers[0].env
+    assert env == {"NAMESPACE": "ns", "POD_NAME": "p", "USER": "llm-d"}

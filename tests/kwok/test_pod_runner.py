@@ -71,10 +71,10 @@ def pod_port() -> Iterator[int]:
         yield allocator.reserve()
 
 
-def _pod(name: str, image: str, port: int) -> Any:
+def _pod(name: str, image: str, port: int, restart_policy: str = "Always") -> Any:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"app": "decode"}},
-            "spec": {"containers": [{
+            "spec": {"restartPolicy": restart_policy, "containers": [{
                 "name": "vllm", "image": f"{image}:never-pulled",
                 "args": ["--model", "sim-model", "--port", str(port)],
                 "ports": [{"containerPort": port}]}]}}
@@ -146,7 +146,7 @@ def test_a_ready_condition_rewritten_by_another_writer_is_put_right(
 
 def test_pod_readiness_follows_its_process(runner: PodRunner, core: client.CoreV1Api,
                                           gate_file: Path, pod_port: int) -> None:
-    core.create_namespaced_pod(NAMESPACE, _pod("gated", GATE, pod_port))
+    core.create_namespaced_pod(NAMESPACE, _pod("gated", GATE, pod_port, "Never"))
     _wait("gated's process started", lambda: runner.process_of(NAMESPACE, "gated"))
     time.sleep(2)  # kwok would have marked a simulated pod Ready well within this
     pod = _read(core, "gated")
@@ -164,6 +164,30 @@ def test_pod_readiness_follows_its_process(runner: PodRunner, core: client.CoreV
     reasons = {c["type"]: c.get("reason") for c in _read(core, "gated")["status"]["conditions"]}
     assert reasons["Ready"] == "ProcessExited"
     core.delete_namespaced_pod("gated", NAMESPACE)
+
+
+def test_a_crashed_container_is_restarted_in_place_and_counted(
+        runner: PodRunner, core: client.CoreV1Api, pod_port: int) -> None:
+    """restartPolicy Always (a Deployment's pods): SIGKILL the simulator, and the runner starts
+    it again on the same IP with restartCount 1, as a kubelet would; (negative control) a pod
+    with restartPolicy Never stays down, see test_pod_readiness_follows_its_process."""
+    core.create_namespaced_pod(NAMESPACE, _pod("crashy", SIMULATOR, pod_port))
+    _wait("crashy Ready", partial(_is_ready, core, "crashy"))
+    ip = _read(core, "crashy")["status"]["podIP"]
+    process = runner.process_of(NAMESPACE, "crashy")
+    assert process is not None
+    first_pid = process.pid
+    process.kill()
+
+    def restarted() -> bool:
+        pod = _read(core, "crashy")
+        statuses = pod["status"].get("containerStatuses") or [{}]
+        return condition(pod, "Ready") == "True" and statuses[0].get("restartCount") == 1
+
+    _wait("crashy restarted and Ready", restarted, timeout=30)
+    assert process.alive and process.pid != first_pid
+    assert httpx.get(f"http://{ip}:{pod_port}/health", timeout=5).status_code == 200
+    core.delete_namespaced_pod("crashy", NAMESPACE)
 
 
 def test_a_pod_whose_image_has_no_process_is_reported_and_not_run(

@@ -78,3 +78,21 @@ def test_a_fault_account_reaches_the_faults_section_and_the_summary(tmp_path: Pa
             "  detect 2.5 s  recover 0.31 s") in summary_lines(doc)
     assert RunReport(run_dir=tmp_path, target="local", gateway="local").to_dict([])[
         "faults"] == []  # control: no fault recorded, an empty section
+
+
+def test_a_known_failure_is_counted_apart_with_its_reason(tmp_path: Path) -> None:
+    """pytest.xfail with a measured cause: neither passed nor a plain skip; the summary names
+    it and the run's result is not made worse (nothing failed unexpectedly)."""
+    report = RunReport(run_dir=tmp_path, target="kwok", gateway="standalone")
+    report.add_phase(NODE, "setup", "passed", 0.1, "", "", ())
+    report.add_phase(NODE, "call", "skipped", 0.1, "", "known: slow pod kept 24%", (),
+                     "known-failure")
+    report.add_phase(NODE, "teardown", "passed", 0.1, "", "", ())
+    outcome = report.outcomes[NODE]
+    assert (outcome.outcome, outcome.message) == ("known-failure", "known: slow pod kept 24%")
+    doc = report.to_dict([])
+    suite = doc["suites"]["routing"]
+    assert suite["knownFailure"] == 1 and suite["skipped"] == 0 and suite["passed"] == 0
+    lines = summary_lines(doc)
+    assert any("known failure 1" in line for line in lines)
+    assert any("known: slow pod kept 24%" in line for line in lines)

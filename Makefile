@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install bench-venv conformance test lint typecheck unit suites clean epp tools
+.PHONY: nightly help install bench-venv conformance test lint typecheck unit suites clean epp tools
 
 help:
 	@echo "make conformance  stand up the embedded local stack and run the verification suites"
@@ -46,6 +46,17 @@ test: lint typecheck
 		--target local --scheduler llm-d \
 		-p no:cacheprovider $(PYTEST_ARGS)
 	# Every suite on a real control plane (kwok): the EPP finds the pods through the API server.
+	$(PY) -m pytest suites --target kwok -p no:cacheprovider $(PYTEST_ARGS)
+
+# The nightly depth (issue 12): 10,000 generated cases per fuzz target and a 10-minute soak,
+# where make test runs 1,000 and 60 s. Needs the Go tools (make tools) like make test.
+FUZZ_TESTS = tests/harness/test_gateway_fuzz.py tests/simulator/test_sim_fuzz_hypothesis.py \
+	tests/controlplane/test_upstream_epp.py tests/scheduler_ref/test_sched_fuzz.py
+nightly: install
+	LAMPLIGHTER_FUZZ_CASES=10000 $(PY) -m pytest $(FUZZ_TESTS) --timeout 3600 \
+		-p no:cacheprovider $(PYTEST_ARGS)
+	LAMPLIGHTER_SOAK_SECONDS=600 $(PY) -m pytest suites/faults/test_soak.py --target local \
+		--timeout 1800 -p no:cacheprovider $(PYTEST_ARGS)
 	$(PY) -m pytest suites --target kwok -p no:cacheprovider $(PYTEST_ARGS)
 
 # Pinned tools built from Go modules into ~/.cache/lamplighter/tools (a rebuild is a cache hit).

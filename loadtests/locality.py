@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from loadtests.samples import Sample
 
 __all__ = ["Balance", "HitRate", "Stickiness", "after_first_of_each_group", "balance",
-           "stickiness", "usage_hit_rate"]
+           "stickiness", "top_pod_shares", "usage_hit_rate"]
 
 
 def after_first_of_each_group(samples: Iterable[Sample]) -> list[Sample]:
@@ -63,12 +63,22 @@ class Stickiness:
     groups: int
 
 
-def stickiness(samples: Iterable[Sample]) -> Stickiness | None:
-    """None when no successful request named its pod (``x-inference-pod``)."""
+def _pods_by_group(samples: Iterable[Sample]) -> dict[str, Counter[str]]:
     by_group: dict[str, Counter[str]] = defaultdict(Counter)
     for s in samples:
         if s.ok and s.pod:
             by_group[s.group][s.pod] += 1
+    return by_group
+
+
+def top_pod_shares(samples: Iterable[Sample]) -> list[float]:
+    """Per prefix group, the share of its successful requests on its top pod."""
+    return [max(c.values()) / sum(c.values()) for c in _pods_by_group(samples).values()]
+
+
+def stickiness(samples: Iterable[Sample]) -> Stickiness | None:
+    """None when no successful request named its pod (``x-inference-pod``)."""
+    by_group = _pods_by_group(samples)
     if not by_group:
         return None
     shares = [max(c.values()) / sum(c.values()) for c in by_group.values()]

@@ -48,7 +48,7 @@ def test_workflow_is_valid_github_actions(path: Path) -> None:
         for step in job["steps"]:
             assert ("uses" in step) != ("run" in step), step
         runs = " ".join(s.get("run", "") for s in job["steps"])
-        assert "pytest suites" in runs and "--target" in runs
+        assert ("pytest suites" in runs and "--target" in runs) or "make nightly" in runs
         uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith(
             "actions/upload-artifact")]
         assert uploads and uploads[0]["if"] == "always()" and uploads[0]["with"]["path"] == \
@@ -161,3 +161,19 @@ def test_kind_installs_the_monitoring_crds_the_precheck_requires() -> None:
     wait = next(x for x in runs.splitlines() if x.startswith("kubectl wait"))
     assert "--for=condition=Available deployment --all" in wait, "no label guess: all of them"
     assert runs.index(wait) < runs.index("pytest suites")  # gateway control plane up first
+
+
+def test_the_nightly_runs_the_depth_make_test_cannot_afford() -> None:
+    """Issue 12: >= 10,000 fuzz cases and a 10-minute soak, nightly, through ``make nightly``;
+    and the current guide's cells beside the helmfile era's in the GPU matrix."""
+    data = _load(CI / "github" / "nightly-gpu-conformance.yaml")
+    assert "make nightly" in " ".join(s.get("run", "") for s in data["jobs"]["depth"]["steps"])
+    makefile = (repo_root() / "Makefile").read_text()
+    target = makefile.split("\nnightly:", 1)[1].split("\n\n", 1)[0]
+    assert "LAMPLIGHTER_FUZZ_CASES=10000" in target and "LAMPLIGHTER_SOAK_SECONDS=600" in target
+    assert "--target kwok" in target
+    cells = data["jobs"]["conformance"]["strategy"]["matrix"]["include"]
+    assert {c["provider"] for c in cells if c["guide_version"] == "current"} == {
+        "standalone", "istio", "agentgateway", "gke"}
+    assert all(c["guide_dir"] == "optimized-baseline" for c in cells)
+

@@ -78,6 +78,7 @@ def test_install_up_and_cleanup_leave_nothing_behind(
                        "convergence=5,delete=5,poll_interval=0.05")
     monkeypatch.setenv("LAMPLIGHTER_GATEWAY_URL", model_server)
     monkeypatch.setenv("LAMPLIGHTER_BASELINE_URL", model_server)
+    monkeypatch.setenv("LAMPLIGHTER_POD_ACCESS", "direct")  # no kubectl proxy in the emulator
     guide_dir = tmp_path / "guide"
     guide_dir.mkdir()
     for name in ("httproute.yaml", "httproute.gke.yaml"):  # v0.2: hardcoded namespace
@@ -243,3 +244,25 @@ def test_baseline_is_reached_through_the_api_servers_service_proxy(
     assert started and started[0][:4] == ["kubectl", "--context", "ctx", "proxy"]
     target.down()
     assert emulator.find("Service", name, NS) is None
+
+
+def test_pods_are_reached_through_the_api_servers_pod_proxy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CI runner cannot route pod IPs: metrics and admin calls go through the pod proxy,
+    while ``address`` stays the pod IP the EPP names; ``LAMPLIGHTER_POD_ACCESS=direct`` (an
+    in-cluster runner) uses the IPs themselves."""
+    monkeypatch.delenv("LAMPLIGHTER_POD_ACCESS", raising=False)
+    options = HarnessOptions(target="cluster", gateway="istio", namespace=NS,
+                             guide_version="v0.3")
+    target = ClusterTarget(options, tmp_path)
+    target._proxy_base = "http://127.0.0.1:8001"  # what `kubectl proxy` would print
+    pod = {"metadata": {"name": "decode-0"}, "status": {"podIP": "10.4.0.7"}}
+    made = target._pod(pod)
+    proxy = f"http://127.0.0.1:8001/api/v1/namespaces/{NS}/pods/decode-0"
+    metrics = target.profile.metrics_port  # v0.3: vLLM's own port behind the routing sidecar
+    assert (made.url, made.metrics_url, made.address) == (
+        f"{proxy}:8000/proxy", f"{proxy}:{metrics}/proxy/metrics", "10.4.0.7:8000")
+    monkeypatch.setenv("LAMPLIGHTER_POD_ACCESS", "direct")
+    direct = target._pod(pod)
+    assert (direct.url, direct.address) == ("http://10.4.0.7:8000", "10.4.0.7:8000")
+

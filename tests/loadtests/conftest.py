@@ -1,14 +1,14 @@
-"""Server fixtures for load-test tests (helpers in ``load_helpers``)."""
+"""Server fixtures for load-test tests (helpers in ``tests.support.load_servers``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from load_helpers import Server, simulator_available, sse_server_argv
 
 from fixtures.localstack import SimulatorParams, running_simulator
 from fixtures.serving import serving
+from tests.support.load_servers import Server, simulator_available, sse_server_argv
 
 
 @pytest.fixture(scope="module")

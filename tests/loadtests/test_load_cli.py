@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from load_helpers import Server, sse_server_argv
 
 from fixtures.serving import serving
 from loadtests.cli import main
+from tests.support.load_servers import Server, sse_server_argv
 
 pytestmark = pytest.mark.timeout(90)
 WORKLOAD = [

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from load_helpers import Server, reserved_port
 
 from loadtests.api import LoadProcess, LoadSpec, wait_ready
 from loadtests.workloads import load_workload
+from tests.support.load_servers import Server, reserved_port
 
 pytestmark = pytest.mark.timeout(90)
 WL = load_workload(

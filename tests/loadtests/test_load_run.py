@@ -8,13 +8,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from load_helpers import Server, sse_server_argv
 
 from fixtures.serving import serving
 from loadtests.api import LoadSpec, run_load
 from loadtests.runconfig import Arrival
 from loadtests.slo import evaluate, parse_slo
 from loadtests.workloads import generate, load_workload
+from tests.support.load_servers import Server, sse_server_argv
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -34,7 +34,8 @@ def test_sticky_groups_pass_and_scattered_groups_fail_the_stickiness_interval() 
     guard, _ = judged
     assert guard.outcome == PASSED and guard.interval is not None, guard.message
     control = stickiness_guard(scattered)
-    assert control is not None and control[0].outcome == FAILED, control[0].message
+    assert control is not None
+    assert control[0].outcome == FAILED, control[0].message
 
 
 def test_few_groups_near_the_stickiness_bound_are_inconclusive() -> None:
@@ -51,7 +52,9 @@ def test_few_groups_near_the_stickiness_bound_are_inconclusive() -> None:
 def test_one_pod_taking_everything_fails_the_balance_interval() -> None:
     piled = [_request(i, "hot", "pod-0" if i % 10 else "pod-1") for i in range(100)]
     judged = balance_guard(piled, ["pod-0", "pod-1", "pod-2", "pod-3"])
-    assert judged is not None and judged[0].outcome == FAILED, judged[0].message
+    assert judged is not None
+    assert judged[0].outcome == FAILED, judged[0].message
     even = [_request(i, "g", f"pod-{i % 4}") for i in range(100)]
     judged = balance_guard(even, ["pod-0", "pod-1", "pod-2", "pod-3"])
-    assert judged is not None and judged[0].outcome == PASSED, judged[0].message
+    assert judged is not None
+    assert judged[0].outcome == PASSED, judged[0].message

@@ -14,11 +14,11 @@ import grpc
 import httpx
 import pytest
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
-from extproc_client import body_msgs, headers_msg, set_headers
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sched_support import FakeMetricsServer, run_cli, running
 
 from scheduler_ref.cli import parse_args
+from tests.support.extproc_messages import body_msgs, headers_msg, set_headers
+from tests.support.scheduler_inputs import FakeMetricsServer, run_cli, running
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,6 @@ from collections.abc import Awaitable, Callable
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
-from extproc_client import MODE, body_msgs, headers_msg, set_headers
-from sched_support import NOW, endpoint
 
 from scheduler_ref.config import DEFAULT_CONFIG, load_config
 from scheduler_ref.datastore import Datastore
@@ -19,6 +17,8 @@ from scheduler_ref.extproc import MAX_RESPONSE_BUFFER, ExtProcServicer
 from scheduler_ref.metrics import EppMetrics
 from scheduler_ref.scheduler import Scheduler
 from scheduler_ref.types import Endpoint
+from tests.support.extproc_messages import MODE, body_msgs, headers_msg, set_headers
+from tests.support.scheduler_inputs import NOW, endpoint
 
 Client = Callable[[list[pb.ProcessingRequest]], Awaitable[list[pb.ProcessingResponse]]]
 

@@ -18,7 +18,6 @@ import random
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
-from sched_support import NOW, endpoint
 
 from fixtures.plugin import Evidence
 from scheduler_ref.config import DEFAULT_CONFIG, load_config
@@ -28,6 +27,7 @@ from scheduler_ref.metrics import EppMetrics
 from scheduler_ref.scheduler import Scheduler
 from tests.support.extproc_sequences import GOOD_BODY, Step, collect, drive, envoy_order
 from tests.support.fuzz_totals import record_fuzz_totals
+from tests.support.scheduler_inputs import NOW, endpoint
 
 CASES = int(os.environ.get("LAMPLIGHTER_FUZZ_CASES", "1000"))
 

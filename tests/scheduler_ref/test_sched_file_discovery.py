@@ -11,11 +11,11 @@ from pathlib import Path
 import grpc
 import pytest
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
-from extproc_client import body_msgs, headers_msg, set_headers
-from sched_support import DATA, FakeMetricsServer, run_cli, running
 
 from scheduler_ref.datastore import Datastore
 from scheduler_ref.discovery.file import DiscoveryFileError, FileWatcher, load_endpoints_file
+from tests.support.extproc_messages import body_msgs, headers_msg, set_headers
+from tests.support.scheduler_inputs import DATA, FakeMetricsServer, run_cli, running
 
 GUIDE = DATA / "guide" / "current" / "no-kubernetes"
 

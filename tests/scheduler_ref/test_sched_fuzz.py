@@ -18,10 +18,8 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
-from extproc_client import MODE, body_msgs, headers_msg, set_headers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sched_support import NOW, endpoint
 
 from scheduler_ref.config import DEFAULT_CONFIG, load_config
 from scheduler_ref.datastore import Datastore
@@ -29,6 +27,8 @@ from scheduler_ref.extproc import ExtProcServicer, immediate
 from scheduler_ref.metrics import EppMetrics
 from scheduler_ref.scheduler import Scheduler
 from scheduler_ref.types import SchedulingError
+from tests.support.extproc_messages import MODE, body_msgs, headers_msg, set_headers
+from tests.support.scheduler_inputs import NOW, endpoint
 
 EXCHANGES = int(os.environ.get("LAMPLIGHTER_FUZZ_CASES", "1000"))
 

@@ -7,11 +7,11 @@ import random
 from collections import Counter
 
 import pytest
-from sched_support import NOW, endpoint, request
 
 from scheduler_ref.params import ParamError, Params
 from scheduler_ref.plugins.register import create
 from scheduler_ref.types import Endpoint
+from tests.support.scheduler_inputs import NOW, endpoint, request
 
 
 def _plugin(ptype: str, **params: object) -> object:

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sched_support import NOW, endpoints
 
 from scheduler_ref.params import Params
 from scheduler_ref.plugins.prefix_cache_scorer import HASHES, PrefixCacheScorer
 from scheduler_ref.prefix_index import block_hashes
 from scheduler_ref.request_parse import parse_request
+from tests.support.scheduler_inputs import NOW, endpoints
 
 VECTORS = Path(__file__).resolve().parents[1] / "data" / "scheduler_ref" / \
     "gaie-v1.5.0-prefix-hashes.jsonl"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from sched_support import DATA
 
 from scheduler_ref.config import load_config_file
 from scheduler_ref.replay import (
@@ -13,6 +12,7 @@ from scheduler_ref.replay import (
     quiescent_endpoints,
     replay,
 )
+from tests.support.scheduler_inputs import DATA
 
 PODS = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"]
 GUIDE_CONFIG = DATA / "guide" / "current" / "no-kubernetes" / "config.yaml"

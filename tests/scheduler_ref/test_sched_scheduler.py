@@ -6,9 +6,9 @@ import random
 from collections import Counter
 
 import pytest
-from sched_support import NOW, endpoint, endpoints, request, scheduler
 
 from scheduler_ref.types import SchedulingError
+from tests.support.scheduler_inputs import NOW, endpoint, endpoints, request, scheduler
 
 SYSTEM = "You are a helpful assistant. " * 100  # ~2,900 chars shared prefix
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sched_support import FakeMetricsServer
 
 from scheduler_ref.datastore import Datastore
 from scheduler_ref.params import Params
 from scheduler_ref.plugins.datalayer import BUILTIN_ENGINES, CoreMetricsExtractor, EngineMetrics
 from scheduler_ref.scrape import MetricNames, MetricSpec, Scraper, parse_metrics
 from scheduler_ref.types import Endpoint
+from tests.support.scheduler_inputs import FakeMetricsServer
 
 VLLM = MetricNames.from_engine(BUILTIN_ENGINES["vllm"])
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
-from sim_helpers import InProcessServer, parse_metrics, sim_config
 
 from simulator.tokenizer import count_tokens
+from tests.support.simulator_servers import InProcessServer, parse_metrics, sim_config
 
 MODEL = "sim-model"
 

@@ -9,9 +9,9 @@ import sys
 
 import httpx
 import pytest
-from sim_helpers import run_cli
 
 from simulator.__main__ import ArgsError, check_args
+from tests.support.simulator_servers import run_cli
 
 
 def test_help_documents_units_and_defaults() -> None:

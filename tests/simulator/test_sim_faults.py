@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sim_helpers import InProcessServer, sim_config
+
+from tests.support.simulator_servers import InProcessServer, sim_config
 
 BODY = {"model": "sim-model", "prompt": "hello", "max_tokens": 2}
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sim_helpers import InProcessServer, sim_config
+
+from tests.support.simulator_servers import InProcessServer, sim_config
 
 SEED = 20240601
 N_BODIES = 1200

@@ -24,13 +24,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from aiohttp.web_protocol import RequestPayloadError
-from sim_helpers import InProcessServer, run_cli, sim_config
 
 from fixtures.plugin import Evidence
 from simulator import server as server_module
 from simulator.server import build_app
 from tests.support.fuzz_totals import record_fuzz_totals
 from tests.support.http_inputs import check_answer, fuzz_http
+from tests.support.simulator_servers import InProcessServer, run_cli, sim_config
 
 CASES = int(os.environ.get("LAMPLIGHTER_FUZZ_CASES", "1000"))
 REQUEST_DEADLINE = 10.0  # seconds: no answer by then counts as a hang

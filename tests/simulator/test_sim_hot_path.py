@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import pytest
-from sim_helpers import InProcessServer, sim_config
 
 from simulator.config import EngineConfig
 from simulator.driver import EngineDriver
@@ -21,6 +20,7 @@ from simulator.engine import Engine, EngineRequest, RequestStatus
 from simulator.eventloop import PreciseEpollSelector, is_precise, loop_factory, new_event_loop
 from simulator.protocol import ChunkTemplate
 from simulator.server import SseSink
+from tests.support.simulator_servers import InProcessServer, sim_config
 
 
 def _req(rid: str, prompt: int = 40, out: int = 3) -> EngineRequest:

@@ -22,13 +22,13 @@ from fixtures.comparison import require_clean_run, run_measured
 from fixtures.fault_accounting import FaultAccount, FaultWindow, account
 from fixtures.plugin import Evidence, Figure
 from fixtures.podmetrics import scrape
-from fixtures.stack import FEATURES, Pod, Stack
+from fixtures.stack import Pod, Stack
 from fixtures.support import not_supported
 from loadtests.api import LoadSpec
 from loadtests.locality import balance
 from loadtests.workloads import load_workload
 
-pytestmark = [pytest.mark.faults]
+pytestmark = [pytest.mark.faults, pytest.mark.requires("simulator-admin", "pod-identity-header")]
 
 SLOWDOWN = 4.0  # the degraded pod's engine steps take this many times longer
 MAX_DEGRADED_SHARE_OF_FAIR = 0.6
@@ -47,9 +47,7 @@ RECOVERY_PROBES = 40  # distinct prompts sent while a pod fails, and again after
 
 @pytest.fixture
 def admin_pods(stack: Stack) -> tuple[Pod, ...]:
-    for feature in ("simulator-admin", "pod-identity-header"):
-        if not stack.supports(feature):
-            not_supported(f"needs the {feature} feature: {FEATURES[feature]}")
+    """The pods, for tests marked ``requires("simulator-admin", "pod-identity-header")``."""
     return stack.pods
 
 

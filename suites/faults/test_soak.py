@@ -25,8 +25,7 @@ from fixtures.plans import LoadPlan, load_plan, sized_shared_prefix
 from fixtures.plugin import Evidence, Figure
 from fixtures.podmetrics import cache_config
 from fixtures.process_usage import ProcessUsage, read_usage
-from fixtures.stack import FEATURES, Stack
-from fixtures.support import not_supported
+from fixtures.stack import Stack
 from fixtures.upstream_epp import epp_metric_samples
 from loadtests.api import LoadResult, LoadSpec
 from loadtests.workloads import WorkloadSpec
@@ -85,11 +84,10 @@ def _index_bound(stack: Stack, http: httpx.Client) -> int:
     return prefix.capacity * len(stack.pods)
 
 
+@pytest.mark.requires("process-usage")
 def test_a_long_run_leaks_neither_memory_nor_descriptors(
         stack: Stack, http: httpx.Client, harness_options: HarnessOptions, run_dir: Path,
         evidence: Evidence) -> None:
-    if not stack.supports("process-usage"):
-        not_supported(f"needs the process-usage feature: {FEATURES['process-usage']}")
     pids: dict[str, int] = stack.extras["process_pids"]
     plan = load_plan(harness_options.target, "soak")
     seconds = _soak_seconds(plan)

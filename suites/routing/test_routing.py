@@ -36,7 +36,7 @@ from fixtures.routing_verdicts import (
     trial_record,
     ttft_p90_ratio,
 )
-from fixtures.stack import FEATURES, Stack
+from fixtures.stack import Stack
 from fixtures.support import not_supported
 from loadtests.locality import stickiness, usage_hit_rate
 from loadtests.stats import metric_values, percentiles
@@ -45,9 +45,6 @@ from loadtests.workloads import random_words
 pytestmark = [pytest.mark.load, pytest.mark.slow]
 
 
-def _needs_pod_identity(stack: Stack) -> None:
-    if not stack.supports("pod-identity-header"):
-        not_supported("responses do not name their pod (no x-inference-pod header)")
 
 
 def _complete(gateway: httpx.Client, stack: Stack, prompt: str) -> str:
@@ -59,15 +56,16 @@ def _complete(gateway: httpx.Client, stack: Stack, prompt: str) -> str:
     return pod
 
 
+@pytest.mark.requires("pod-identity-header")
 def test_same_prefix_goes_to_one_pod(gateway: httpx.Client, stack: Stack) -> None:
     """Six requests sharing a 1,024-token prefix, sent one after another, land on one pod."""
-    _needs_pod_identity(stack)
     rng = random.Random(7)
     prefix = random_words(rng, 1024)
     pods = [_complete(gateway, stack, f"{prefix} {random_words(rng, 16)}") for _ in range(6)]
     assert len(set(pods)) == 1, f"same-prefix requests spread over pods: {pods}"
 
 
+@pytest.mark.requires("pod-identity-header")
 def test_distinct_prefixes_spread(gateway: httpx.Client, stack: Stack) -> None:
     """Unrelated prompts on idle pods spread over nearly every pod.
 
@@ -77,7 +75,6 @@ def test_distinct_prefixes_spread(gateway: httpx.Client, stack: Stack) -> None:
     sets of m pods): 3.6e-7 for N = 4, 1.8e-4 for N = 3, 8.9e-9 for N = 8. A failure means
     the picker favours a subset of pods.
     """
-    _needs_pod_identity(stack)
     n = len(stack.pods)
     if n < 2:
         pytest.skip("needs at least two pods")
@@ -135,10 +132,10 @@ def test_cached_tokens_agree_with_pod_counters(shared_prefix_comparison: Compari
             f"the pods' vllm:prefix_cache_* deltas {run.pod_hit_rate:.3f}")
 
 
+@pytest.mark.requires("pod-identity-header")
 def test_stickiness_beats_round_robin(shared_prefix_comparison: Comparison,
                                       evidence: Evidence, stack: Stack) -> None:
     """Each prefix group keeps to its pod; the random-picker negative control fails this."""
-    _needs_pod_identity(stack)
     c = shared_prefix_comparison
     judged = stickiness_guard(c.scheduler.result.samples, c.baseline.result.samples)
     base = stickiness(c.baseline.result.samples)
@@ -153,6 +150,7 @@ def test_stickiness_beats_round_robin(shared_prefix_comparison: Comparison,
     settle(guard.outcome, f"prefix groups are not sticky: {guard.message}")
 
 
+@pytest.mark.requires("pod-identity-header")
 def test_load_stays_balanced(shared_prefix_comparison: Comparison, evidence: Evidence,
                              stack: Stack) -> None:
     """Balance guard: no pod takes more than twice its fair share.
@@ -161,7 +159,6 @@ def test_load_stays_balanced(shared_prefix_comparison: Comparison, evidence: Evi
     random): here it catches gross imbalance only. Where it catches prefix-only is the hot
     prompt below.
     """
-    _needs_pod_identity(stack)
     judged = balance_guard(shared_prefix_comparison.scheduler.result.samples,
                            [p.name for p in stack.pods])
     assert judged, "no successful request named its pod (x-inference-pod)"
@@ -174,6 +171,7 @@ def test_load_stays_balanced(shared_prefix_comparison: Comparison, evidence: Evi
     settle(guard.outcome, guard.message)
 
 
+@pytest.mark.requires("pod-identity-header", "simulator-admin")
 def test_a_hot_prompt_is_spread_when_its_pod_queues(stack: Stack, http: httpx.Client,
                                                     run_dir: Path, evidence: Evidence) -> None:
     """Balance guard where it can fail: one prefix sent faster than its pod serves.
@@ -183,9 +181,6 @@ def test_a_hot_prompt_is_spread_when_its_pod_queues(stack: Stack, http: httpx.Cl
     pod; a prefix-only one keeps them all there and fails (the negative control in
     ``tests/plugin/test_negative_controls.py`` runs this same run on a prefix-only EPP).
     """
-    _needs_pod_identity(stack)
-    if not stack.supports("simulator-admin"):
-        not_supported(f"needs the simulator-admin feature: {FEATURES['simulator-admin']}")
     if len(stack.pods) < 2:
         pytest.skip("needs at least two pods")
     workload, result = hot_prompt_run(stack, http, run_dir / "load" / "routing-hot-prompt")

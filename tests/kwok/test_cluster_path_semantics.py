@@ -21,7 +21,7 @@ from fixtures.cluster.guide import selector_string
 from fixtures.cluster.kube import RESOURCES, KubeClient, resource_for
 from fixtures.cluster.patches import DOWNWARD_API_ENV, container_patch
 from fixtures.cluster.paths import repo_root
-from fixtures.cluster.waits import wait_for
+from fixtures.cluster.waits import converge, wait_for
 from fixtures.controlplane import install_crds
 from fixtures.kwok import KwokCluster
 from fixtures.options import HarnessOptions
@@ -76,10 +76,10 @@ def _plain(name: str, image: str, pull_policy: str | None = None, replicas: int 
                                   "spec": {"containers": [container]}}}}
 
 
-def _rolled_out(kube: KubeClient, name: str, replicas: int = 1) -> None:
+def _rolled_out(kube: KubeClient, name: str, timeout: float = 60.0) -> None:
     _poll(f"Deployment {name} rolled out",
-          lambda: "; ".join(deployment_problems(kube.get(DEPLOYMENT, name, NS), name,
-                                                replicas)) or None)
+          lambda: "; ".join(deployment_problems(kube.get(DEPLOYMENT, name, NS), name, 1))
+          or None, timeout)
 
 
 # -- 1. merge patch vs env ------------------------------------------------------------------
@@ -307,6 +307,26 @@ def test_a_wait_polls_through_an_api_server_restart(
     assert kube.get(RESOURCES["Namespace"], NS) is not None
 
 
+def test_converge_counts_its_streak_again_after_an_api_server_restart(
+        kwok_cluster: KwokCluster, kube: KubeClient, restarts: list[threading.Thread]) -> None:
+    """Each success in the streak must come after the last error: none straddles the outage."""
+    outcomes: list[str] = []
+
+    def request() -> str | None:
+        try:
+            kube.get(RESOURCES["Namespace"], NS)
+        except TransientKubeError:
+            outcomes.append("error")
+            raise
+        outcomes.append("ok")
+        return None
+
+    _restart_in_background(kwok_cluster, kube, restarts, down=2.0)
+    converge("the API server", request, successes=5, timeout=90, interval=0.2)
+    assert "error" in outcomes, "control: the outage was seen"
+    assert outcomes[-5:] == ["ok"] * 5 and outcomes[-6] == "error"
+
+
 def test_a_wait_that_outlasts_its_timeout_names_the_last_error(
         kwok_cluster: KwokCluster, kube: KubeClient, restarts: list[threading.Thread]) -> None:
     """Negative control: down past the timeout, the wait fails and says why."""
@@ -316,6 +336,7 @@ def test_a_wait_that_outlasts_its_timeout_names_the_last_error(
         _poll("Deployment outage readable", lambda: (kube.get(DEPLOYMENT, "outage", NS)
                                                      and None), timeout=2.0)
     restarts[0].join(timeout=60)
-    # the module's cluster works again: the controllers reconnect and act on new objects
+    # The cluster works again: the controllers act on a new object. Their watches come back
+    # on client-go's backoff, which after three outages took up to ~55 s here.
     kube.create(DEPLOYMENT, _plain("after-outage", SIMULATED), NS)
-    _rolled_out(kube, "after-outage")
+    _rolled_out(kube, "after-outage", timeout=150)

@@ -8,6 +8,7 @@ import copy
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -260,22 +261,38 @@ def test_the_crd_schema_refuses_a_parent_without_parent_ref(kube: KubeClient,
 
 
 # -- 5. transient errors (last: it restarts the API server) ----------------------------------
+@dataclass
+class _Restart:
+    thread: threading.Thread
+    errors: list[BaseException]
+
+
 @pytest.fixture
-def restarts(kwok_cluster: KwokCluster) -> Iterator[list[threading.Thread]]:
-    """Threads that restart the API server; joined after the test, also on failure."""
-    threads: list[threading.Thread] = []
-    yield threads
-    for thread in threads:
-        thread.join(timeout=120)
+def restarts() -> Iterator[list[_Restart]]:
+    """API server restarts in threads; joined after the test, also on failure, and a restart
+    that failed fails the test (else later ones would fail on a dead server)."""
+    started: list[_Restart] = []
+    yield started
+    for restart in started:
+        restart.thread.join(timeout=120)
+    failed = [str(e) for r in started for e in r.errors]
+    assert not failed, f"restarting the API server failed: {failed}"
 
 
 def _restart_in_background(kwok_cluster: KwokCluster, kube: KubeClient,
-                           threads: list[threading.Thread], down: float) -> None:
+                           started: list[_Restart], down: float) -> None:
     """Restart the API server in a thread; return once it is down."""
-    thread = threading.Thread(target=kwok_cluster.plane.restart_api_server, args=(down,),
-                              daemon=True)
-    threads.append(thread)
-    thread.start()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            kwok_cluster.plane.restart_api_server(down)
+        except BaseException as exc:  # reported by the fixture
+            errors.append(exc)
+
+    restart = _Restart(threading.Thread(target=run, daemon=True), errors)
+    started.append(restart)
+    restart.thread.start()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # the server is down once a request cannot reach it
         try:
@@ -287,7 +304,7 @@ def _restart_in_background(kwok_cluster: KwokCluster, kube: KubeClient,
 
 
 def test_a_wait_polls_through_an_api_server_restart(
-        kwok_cluster: KwokCluster, kube: KubeClient, restarts: list[threading.Thread]) -> None:
+        kwok_cluster: KwokCluster, kube: KubeClient, restarts: list[_Restart]) -> None:
     kube.create(DEPLOYMENT, _plain("outage", SIMULATED), NS)
     seen: list[str] = []
 
@@ -303,12 +320,12 @@ def test_a_wait_polls_through_an_api_server_restart(
     _poll("Deployment outage rolled out across a restart", probe, timeout=90)
 
     assert seen, "control: the wait did see the API server gone"
-    restarts[0].join(timeout=60)
+    restarts[0].thread.join(timeout=60)
     assert kube.get(RESOURCES["Namespace"], NS) is not None
 
 
 def test_converge_counts_its_streak_again_after_an_api_server_restart(
-        kwok_cluster: KwokCluster, kube: KubeClient, restarts: list[threading.Thread]) -> None:
+        kwok_cluster: KwokCluster, kube: KubeClient, restarts: list[_Restart]) -> None:
     """Each success in the streak must come after the last error: none straddles the outage."""
     outcomes: list[str] = []
 
@@ -328,14 +345,14 @@ def test_converge_counts_its_streak_again_after_an_api_server_restart(
 
 
 def test_a_wait_that_outlasts_its_timeout_names_the_last_error(
-        kwok_cluster: KwokCluster, kube: KubeClient, restarts: list[threading.Thread]) -> None:
+        kwok_cluster: KwokCluster, kube: KubeClient, restarts: list[_Restart]) -> None:
     """Negative control: down past the timeout, the wait fails and says why."""
     _restart_in_background(kwok_cluster, kube, restarts, down=6.0)
     with pytest.raises(WaitTimeout, match=r"not within 2s .*TransientKubeError: GET "
                                           r"/apis/apps/v1/namespaces/semantics/deployments"):
         _poll("Deployment outage readable", lambda: (kube.get(DEPLOYMENT, "outage", NS)
                                                      and None), timeout=2.0)
-    restarts[0].join(timeout=60)
+    restarts[0].thread.join(timeout=60)
     # The cluster works again: the controllers act on a new object. Their watches come back
     # on client-go's backoff, which after three outages took up to ~55 s here.
     kube.create(DEPLOYMENT, _plain("after-outage", SIMULATED), NS)

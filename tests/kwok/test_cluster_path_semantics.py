@@ -5,6 +5,7 @@ each run through the harness's own functions, each with a negative control."""
 from __future__ import annotations
 
 import copy
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -173,6 +174,8 @@ def test_the_epp_swap_sets_if_not_present_on_the_template_and_the_pods_it_makes(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The install path's own swap (``Installer.use_scheduler_ref``: ``kubectl patch`` of
     image and pull policy together) on an EPP rendered with ``Always`` as the v0.3 chart does."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not on PATH: the install path patches through it")
     monkeypatch.setenv("KUBECONFIG", str(kwok_cluster.kubeconfig))
     monkeypatch.setenv("LAMPLIGHTER_SCHEDULER_REF_IMAGE", "example.invalid/scheduler-ref:dev")
     options = HarnessOptions(target="cluster", gateway="istio", namespace=NS,

@@ -261,8 +261,12 @@ def print_table(name: str, result: LoadResult, report: SloReport | None) -> None
 
 
 def _run_one(name: str, spec: LoadSpec, out: Path, args: argparse.Namespace) -> LoadResult:
+    # Locust runs tied to this process (PDEATHSIG): a kill -9 of `lamplighter load`, which no
+    # handler can catch, takes it along instead of leaving it sending load.
+    from fixtures.processes import tied_to_parent
+
     web_port = args.web_port if args.web else None
-    with LoadProcess(spec, out, web_port=web_port) as proc:
+    with LoadProcess(spec, out, web_port=web_port, launcher=tied_to_parent) as proc:
         if web_port:
             print(
                 f"{name}: Locust web UI at http://127.0.0.1:{web_port} (LLM tabs: latency, "

@@ -54,3 +54,34 @@ def _alive(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_kill_9_of_lamplighter_load_takes_locust_along(tmp_path: Path) -> None:
+    """By hand, `lamplighter load` is Locust's parent: SIGKILL of it (no handler runs) must not
+    leave Locust sending load (the PDEATHSIG wrapper ties it to the CLI)."""
+    from fixtures.serving import serving
+    from tests.support.load_servers import sse_server_argv
+
+    with serving("sse-server", sse_server_argv(), tmp_path) as server:
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "loadtests.cli", "load", "--url", server.url, "--model", "m",
+             "--type", "random", "--param", "num_prompts=2000", "--param", "input_len=16",
+             "--param", "output_len=64", "--users", "4", "--duration", "60",
+             "--out", str(tmp_path / "out")],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL)
+        try:
+            def locust() -> list[psutil.Process]:
+                return [p for p in psutil.Process(cli.pid).children(recursive=True)
+                        if "locust" in " ".join(p.cmdline())]
+
+            _wait_for(locust, 60, "Locust to start under `lamplighter load`")
+            children = locust()
+            cli.kill()
+            cli.wait(timeout=10)
+            _wait_for(lambda: not [p for p in children if _alive(p)], 10,
+                      "Locust to exit after its CLI was killed")
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+                cli.wait()

@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client
 
 from fixtures.kwok import KwokCluster
+from fixtures.kwok.launchers import model_of, simulator_launcher
 from fixtures.kwok.objects import condition, plain
 from fixtures.kwok.pod_runner import (
     Launch,
@@ -23,8 +24,6 @@ from fixtures.kwok.pod_runner import (
     RunnableContainer,
     RunnablePod,
     image_repository,
-    model_of,
-    simulator_launcher,
 )
 from fixtures.ports import PortAllocator
 from fixtures.processes import ProcessSupervisor

@@ -32,6 +32,14 @@ def test_ctrl_c_mid_load_reaps_every_process(tmp_path: Path) -> None:
         # Wait until the stack is up and a Locust run is under way.
         _wait_for(lambda: list(reports.glob("*/load/*/*/locust.log")), 120,
                   "a load run to start")
+
+        def running() -> str:
+            return " ".join(" ".join(p.cmdline()[1:4])
+                            for p in psutil.Process(run.pid).children(recursive=True)
+                            if _alive(p))
+
+        # Locust's log exists before the PDEATHSIG wrapper has exec'd Locust in its place
+        _wait_for(lambda: "locust" in running(), 30, "Locust to replace its wrapper")
         descendants = psutil.Process(run.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()[1:4]) for p in descendants)
         assert "simulator" in names and "scheduler_ref" in names and "locust" in names, names

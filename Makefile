@@ -34,12 +34,16 @@ typecheck: install
 	$(VENV)/bin/mypy simulator scheduler_ref fixtures loadtests suites tests benchmarks conftest.py
 
 unit: install
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n $(UNIT_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 suites: conformance
 
+# The harness's own tests run on every core (one test file per worker: its servers start
+# once); the suites measure latency, so they run alone, one test at a time.
+UNIT_WORKERS ?= auto
 test: lint typecheck
-	$(PY) -m pytest tests suites --target local -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n $(UNIT_WORKERS) --dist loadfile -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest suites --target local -p no:cacheprovider $(PYTEST_ARGS)
 	# The same inference and routing promises, and the fault matrix's rows it can take,
 	# against the upstream EPP (GAIE v1.5.0).
 	$(PY) -m pytest suites/inference suites/routing suites/faults/test_fault_matrix.py \

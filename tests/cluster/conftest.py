@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from fixtures.cluster.paths import guide_fixture_dir, repo_root
+from fixtures.cluster.paths import guide_fixture_dir
+from tests.support.deploy_suite import SuiteRun, run_deploy_suite
 
 from .emulator import Emulator, running_emulator
-from .seed import FAKE_HF_TOKEN
 
-DATA = repo_root() / "tests" / "data"
 NAMESPACE = "llm-d-inference-scheduler"
 
 
@@ -31,32 +26,9 @@ def emulator() -> Iterator[Emulator]:
         yield emu
 
 
-@dataclass
-class SuiteRun:
-    rc: int
-    output: str
-    run_dir: Path
-
-
-def run_deploy_suite(emulator: Emulator, tmp_path: Path, version: str, provider: str,
-                     *extra: str, namespace: str = NAMESPACE,
-                     recordings: str | None = None) -> SuiteRun:
-    """``pytest suites/deploy --target cluster --no-install`` in a subprocess, against the
-    emulator (kubeconfig) with helm answered from recordings (``recordings/<version>``
-    unless named)."""
-    kubeconfig = emulator.kubeconfig(tmp_path / "kubeconfig")
-    report_dir = tmp_path / "reports"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HF_TOKEN", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
-    # the user who created the token secret has the token in env; that is what is masked
-    env.update(KUBECONFIG=str(kubeconfig), HF_TOKEN=FAKE_HF_TOKEN,
-               LAMPLIGHTER_COMMAND_RECORDINGS=str(DATA / "recordings" / (recordings or version)))
-    argv = [sys.executable, "-m", "pytest", "suites/deploy", "--target", "cluster",
-            "--gateway", provider, "--guide-version", version, "--no-install",
-            "--namespace", namespace, "--report-dir", str(report_dir),
-            "-p", "no:cacheprovider", "-q", "-rfs", "--timeout", "60", *extra]
-    proc = subprocess.run(argv, cwd=repo_root(), env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
-    runs = [p for p in report_dir.iterdir() if p.is_dir() and not p.is_symlink()]
-    assert len(runs) == 1, f"expected one run folder in {report_dir}: {runs}"
-    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, runs[0])
+def emulated_deploy_suite(emulator: Emulator, tmp_path: Path, version: str, provider: str,
+                          *extra: str, namespace: str = NAMESPACE,
+                          recordings: str | None = None) -> SuiteRun:
+    """The deploy suite against the emulator (``tests.support.deploy_suite``)."""
+    return run_deploy_suite(emulator.kubeconfig(tmp_path / "kubeconfig"), tmp_path, version,
+                            provider, *extra, namespace=namespace, recordings=recordings)

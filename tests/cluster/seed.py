@@ -19,13 +19,13 @@ import yaml
 from fixtures.cluster.paths import guide_fixture_dir
 from fixtures.cluster.profiles import GuideProfile, load_profile
 from fixtures.cluster.providers import load_provider
+from tests.support.deploy_suite import FAKE_HF_TOKEN
 
 from .emulator import Emulator
 
 __all__ = ["CURRENT_NS", "FAKE_HF_TOKEN", "CurrentGuideSeed", "GuideSeed", "seed_guide"]
 
 Obj = dict[str, Any]
-FAKE_HF_TOKEN = "hf_lamplighterFAKEtoken1234567890"
 RENDERED_NS = "llm-d-inference-scheduler"
 DEFAULT_POSTFIX = "inference-scheduling"
 CURRENT_NS, CURRENT_POSTFIX = "llm-d-optimized-baseline", "optimized-baseline"
@@ -271,28 +271,6 @@ class CurrentGuideSeed(GuideSeed):
 
     def route(self) -> Obj | None:
         return None  # the router chart makes the HTTPRoute (httpRoute.create=true)
-
-    # -- defects -----------------------------------------------------------------------
-    def remove_proxy_container(self) -> None:
-        """The EPP Deployment and its pods without the standalone Envoy."""
-        proxy = self.profile.proxy
-        assert proxy is not None
-        dep = self.emulator.find("Deployment", self.profile.epp_deployment, self.namespace)
-        assert dep is not None
-        spec = dep["spec"]["template"]["spec"]
-        spec["containers"] = [c for c in spec["containers"] if c["name"] != proxy.container]
-        self.emulator.put(dep)
-
-    def replace_epp_arg(self, old: str, new: str) -> None:
-        """One EPP argument replaced verbatim (e.g. ``--v=2`` -> ``--v=1``)."""
-        dep = self.emulator.find("Deployment", self.profile.epp_deployment, self.namespace)
-        assert dep is not None
-        for c in dep["spec"]["template"]["spec"]["containers"]:
-            if c["name"] == self.profile.epp_container:
-                args = [str(a) for a in c["args"]]
-                assert old in args, args
-                c["args"] = [new if a == old else a for a in args]
-        self.emulator.put(dep)
 
 
 def seed_guide(emulator: Emulator, version: str, provider: str, namespace: str) -> GuideSeed:

@@ -19,8 +19,9 @@ from fixtures.cluster.paths import guide_fixture_dir
 from fixtures.cluster.portforward import ApiServerProxy, PortForward
 from fixtures.options import HarnessOptions
 from fixtures.targets.cluster import ClusterTarget
+from tests.support import DATA
 
-from .conftest import DATA, require_guide_fixtures
+from .conftest import require_guide_fixtures
 from .emulator import Emulator
 from .seed import FAKE_HF_TOKEN, GuideSeed
 

@@ -1,4 +1,9 @@
-"""The deploy suite end to end: real client → emulated API, helm → recordings."""
+"""The deploy suite end to end: real client → emulated API, helm → recordings.
+
+The current guide's standalone mode, healthy and with defects, runs on a real API server
+(tests/kwok/test_verify_existing_install.py); here are what kwok cannot show: the helmfile-era
+installs (their charts are not at hand offline), gateway mode (no Gateway controller writes
+the Gateway, HTTPRoute and pool status) and ConfigMap defects the kwok test does not make."""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import NAMESPACE, SuiteRun, require_guide_fixtures, run_deploy_suite
+from tests.support.deploy_suite import SuiteRun, failed_tests
+
+from .conftest import NAMESPACE, emulated_deploy_suite, require_guide_fixtures
 from .emulator import Emulator
 from .seed import CURRENT_NS, FAKE_HF_TOKEN, CurrentGuideSeed, GuideSeed
 
@@ -22,15 +29,10 @@ def test_deploy_suite_passes_on_a_healthy_install(emulator: Emulator, tmp_path: 
     v0.2 on istio renders no monitoring objects (so its CRD check is not supported)."""
     require_guide_fixtures(version)
     GuideSeed(emulator, version, gateway, NAMESPACE).seed()
-    run = run_deploy_suite(emulator, tmp_path, version, gateway)
+    run = emulated_deploy_suite(emulator, tmp_path, version, gateway)
     assert run.rc == 0, run.output
     assert summary in run.output, run.output
     assert not (run.run_dir / "diagnostics").exists()
-
-
-def _failed(output: str) -> set[str]:
-    return {line.split("::")[1].split(" ")[0] for line in output.splitlines()
-            if line.startswith("FAILED ")}
 
 
 def test_seeded_defects_fail_the_matching_tests_with_diagnostics(emulator: Emulator,
@@ -43,9 +45,9 @@ def test_seeded_defects_fail_the_matching_tests_with_diagnostics(emulator: Emula
     crd = emulator.find("CustomResourceDefinition", "podmonitors.monitoring.coreos.com")
     assert crd is not None
     emulator.remove(crd)
-    run = run_deploy_suite(emulator, tmp_path, "v0.3", "istio")
+    run = emulated_deploy_suite(emulator, tmp_path, "v0.3", "istio")
     assert run.rc == 1, run.output
-    assert _failed(run.output) == {
+    assert failed_tests(run.output) == {
         "test_pods_ready_with_expected_containers[istio-decode]",
         "test_monitoring_crds_installed[istio]",
         "test_epp_config_plugins_and_weights[istio]",
@@ -95,9 +97,9 @@ def test_route_in_another_namespace_is_named_as_the_known_defect(emulator: Emula
                   "metadata": {"name": "llm-d-inference-scheduling"}})
     route["metadata"]["namespace"] = "llm-d-inference-scheduling"
     emulator.put(route)
-    run = run_deploy_suite(emulator, tmp_path, "v0.2", "istio",
+    run = emulated_deploy_suite(emulator, tmp_path, "v0.2", "istio",
                            "-k", "namespace or resolved_refs")
-    assert "test_httproute_in_install_namespace[istio]" in _failed(run.output), run.output
+    assert "test_httproute_in_install_namespace[istio]" in failed_tests(run.output), run.output
     assert ("found HTTPRoute llm-d-inference-scheduling/llm-d-inference-scheduling "
             "(known defect: the guide's httproute*.yaml hardcode") in run.output
 
@@ -106,29 +108,8 @@ def test_route_in_another_namespace_is_named_as_the_known_defect(emulator: Emula
 def _run_current(emulator: Emulator, tmp_path: Path, seed: CurrentGuideSeed,
                  *extra: str) -> SuiteRun:
     mode = "standalone" if seed.provider.mode == "standalone" else "gateway"
-    return run_deploy_suite(emulator, tmp_path, "current", seed.provider.name, *extra,
+    return emulated_deploy_suite(emulator, tmp_path, "current", seed.provider.name, *extra,
                             namespace=CURRENT_NS, recordings=f"current-{mode}")
-
-
-def _not_supported(output: str) -> list[str]:
-    return sorted(line.split("not supported: ", 1)[1] for line in output.splitlines()
-                  if line.startswith("SKIPPED") and "not supported: " in line)
-
-
-def test_deploy_suite_passes_on_the_current_guide_standalone(emulator: Emulator,
-                                                             tmp_path: Path) -> None:
-    """Standalone: no Gateway/HTTPRoute/pool parent (not supported, named), the Envoy beside
-    the EPP, its flags, config and pool discovery all pass on the rendered objects."""
-    require_guide_fixtures("current")
-    seed = CurrentGuideSeed(emulator, "standalone").seed()
-    run = _run_current(emulator, tmp_path, seed, "-rs")
-    assert run.rc == 0, run.output
-    assert "14 passed, 6 skipped" in run.output, run.output
-    reasons = _not_supported(run.output)
-    assert len(reasons) == 6, run.output
-    assert sum("standalone mode has no Gateway, HTTPRoute or pool parent" in r
-               for r in reasons) == 5, run.output
-    assert sum("renders no monitoring objects" in r for r in reasons) == 1, run.output
 
 
 @pytest.mark.parametrize("gateway", ["none", "gke", "istio", "agentgateway"])
@@ -145,32 +126,6 @@ def test_deploy_suite_passes_on_the_current_guide_gateway_mode(emulator: Emulato
     assert "has no standalone Envoy: its proxy is a Gateway" in run.output
 
 
-def test_current_guide_defects_fail_the_matching_tests(emulator: Emulator,
-                                                       tmp_path: Path) -> None:
-    """Negative controls: a wrong scorer weight, a missing Envoy proxy container and a
-    wrong EPP flag each fail their own test and nothing else."""
-    require_guide_fixtures("current")
-    seed = CurrentGuideSeed(emulator, "standalone").seed()
-    seed.break_weights("no-hit-lru-scorer", 1)
-    seed.remove_proxy_container()
-    seed.replace_epp_arg("--v=2", "--v=1")
-    run = _run_current(emulator, tmp_path, seed)
-    assert run.rc == 1, run.output
-    assert _failed(run.output) == {
-        "test_epp_config_plugins_and_weights[standalone]",
-        "test_standalone_envoy_proxy[standalone]",
-        "test_epp_flags[standalone]",
-    }, run.output
-    configs = (run.run_dir / "diagnostics" / "standalone-main" / "status" /
-               "epp-configmaps.yaml").read_text()
-    assert "no-hit-lru-scorer" in configs and "envoy.filters.http.ext_proc" in configs
-    out = run.output
-    assert ("schedulingProfiles[default].plugins[no-hit-lru-scorer].weight is 1, "
-            "profile current expects 2") in out
-    assert "no container 'envoy-proxy' (the standalone Envoy" in out
-    assert "--v is '1', profile current expects '2'" in out
-
-
 def test_envoy_config_that_bypasses_the_epp_fails(emulator: Emulator, tmp_path: Path) -> None:
     """Negative control: an Envoy ConfigMap without the ext_proc filter (requests would go
     nowhere near the EPP) fails the standalone proxy test."""
@@ -182,7 +137,7 @@ def test_envoy_config_that_bypasses_the_epp_fails(emulator: Emulator, tmp_path: 
         "envoy.filters.http.ext_proc", "envoy.filters.http.buffer")
     emulator.put(cm)
     run = _run_current(emulator, tmp_path, seed, "-k", "envoy_proxy")
-    assert _failed(run.output) == {"test_standalone_envoy_proxy[standalone]"}, run.output
+    assert failed_tests(run.output) == {"test_standalone_envoy_proxy[standalone]"}, run.output
     assert "has no envoy.filters.http.ext_proc filter" in run.output
 
 
@@ -197,7 +152,7 @@ def test_epp_without_pool_discovery_fails(emulator: Emulator, tmp_path: Path) ->
     epp["args"] = epp["args"][:i] + epp["args"][i + 2:]
     emulator.put(dep)
     run = _run_current(emulator, tmp_path, seed, "-k", "discovery")
-    assert _failed(run.output) == {"test_epp_discovery[gke]"}, run.output
+    assert failed_tests(run.output) == {"test_epp_discovery[gke]"}, run.output
     assert "the EPP discovers endpoints by nothing" in run.output
 
 
@@ -205,7 +160,7 @@ def test_unsupported_provider_of_the_current_guide_is_not_supported(emulator: Em
                                                                     tmp_path: Path) -> None:
     """kgateway is not in the current guide's matrix: every test reports not supported,
     naming why; nothing errors."""
-    run = run_deploy_suite(emulator, tmp_path, "current", "kgateway",
+    run = emulated_deploy_suite(emulator, tmp_path, "current", "kgateway",
                            namespace=CURRENT_NS, recordings="current-gateway")
     assert run.rc == 0, run.output
     assert " error" not in run.output and "passed" not in run.output.split("\n")[-2]

@@ -17,8 +17,7 @@ from fixtures.cluster.portforward import ApiServerProxy, PortForward, service_pr
 from fixtures.cluster.redact import MASK, mask_secret_env, register_secret
 from fixtures.cluster.timeouts import timeouts_for
 from fixtures.cluster.waits import converge, wait_for
-
-from .conftest import DATA
+from tests.support import DATA
 
 
 def test_recordings_substitute_namespace_and_postfix(tmp_path: Path) -> None:

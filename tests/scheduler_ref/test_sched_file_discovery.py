@@ -14,8 +14,9 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 
 from scheduler_ref.datastore import Datastore
 from scheduler_ref.discovery.file import DiscoveryFileError, FileWatcher, load_endpoints_file
+from tests.support import DATA
 from tests.support.extproc_messages import body_msgs, headers_msg, set_headers
-from tests.support.scheduler_inputs import DATA, FakeMetricsServer, run_cli, running
+from tests.support.scheduler_inputs import FakeMetricsServer, run_cli, running
 
 GUIDE = DATA / "guide" / "current" / "no-kubernetes"
 

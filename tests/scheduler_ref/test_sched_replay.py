@@ -12,7 +12,7 @@ from scheduler_ref.replay import (
     quiescent_endpoints,
     replay,
 )
-from tests.support.scheduler_inputs import DATA
+from tests.support import DATA
 
 PODS = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"]
 GUIDE_CONFIG = DATA / "guide" / "current" / "no-kubernetes" / "config.yaml"

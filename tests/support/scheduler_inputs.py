@@ -22,7 +22,6 @@ from scheduler_ref.types import Endpoint, LLMRequest
 
 NOW = 1000.0
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
 CMD = [sys.executable, "-m", "scheduler_ref"]
 
 

@@ -13,8 +13,10 @@ from fixtures.cluster.guide import GuideView
 
 
 def test_inferencepool_accepted_by_parent(gateway_mode: GuideView) -> None:
-    assert_no_problems(pool_parent_problems(gateway_mode.pool(),
-                                            gateway_mode.profile.pool_name))
+    """Accepted (and ResolvedRefs) by this install's Gateway, current with the pool's spec."""
+    profile = gateway_mode.profile
+    assert_no_problems(pool_parent_problems(gateway_mode.pool(), profile.pool_name,
+                                            profile.gateway_name, gateway_mode.namespace))
 
 
 def test_pool_selector_matches_decode_pods(deployed: GuideView) -> None:

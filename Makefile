@@ -55,7 +55,8 @@ test: lint typecheck
 		--target local --scheduler llm-d \
 		-p no:cacheprovider $(PYTEST_ARGS)
 	# Every suite on a real control plane (kwok): the EPP finds the pods through the API server.
-	$(PY) -m pytest suites --target kwok -p no:cacheprovider $(PYTEST_ARGS)
+	# The rate sweep (reported, not asserted; 35 s) is the local line's here, kwok's at night.
+	$(PY) -m pytest suites --target kwok --sweep off -p no:cacheprovider $(PYTEST_ARGS)
 
 # The nightly depth (issue 12): 10,000 generated cases per fuzz target and a 10-minute soak,
 # where make test runs 1,000 and 60 s. Needs the Go tools (make tools) like make test.

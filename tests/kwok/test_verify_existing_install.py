@@ -64,6 +64,36 @@ def test_the_deploy_suite_passes_on_the_standalone_guide_as_the_api_server_has_i
     assert sum("renders no monitoring objects" in r for r in reasons) == 1, run.output
 
 
+def test_the_stacks_decode_pods_are_the_deployments_own_and_not_being_deleted(
+        install: tuple[KwokTarget, GuideView]) -> None:
+    """The guide's decode labels also match another overlay's pods in the namespace (here a
+    CPU model server beside the GPU one), and a pod being deleted is still listed: the
+    stack's pods are the decode Deployment's by its own selector, less those going away."""
+    _, view = install
+    kube, profile, pods = view.kube, view.profile, RESOURCES["Pod"]
+    keep = {"finalizers": ["lamplighter.test/hold"]}  # deleted, it lingers as Terminating
+    other = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "cpu-vllm-decode-0", "namespace": view.namespace, **keep,
+        "labels": {**profile.decode_labels, "llm-d.ai/accelerator-variant": "cpu"}},
+        "spec": {"containers": [{"name": "vllm", "image": "registry.invalid/cpu-vllm:1"}]}}
+    kube.create(pods, other, view.namespace)
+    leaving = view.decode_pods()[0]["metadata"]["name"]
+    kube.patch(pods, leaving, {"metadata": keep}, view.namespace)
+    kube.delete(pods, leaving, view.namespace)
+    try:
+        labelled = {p["metadata"]["name"] for p in view.pods(profile.decode_labels)}
+        assert {"cpu-vllm-decode-0", leaving} <= labelled  # what a label query returns
+        chosen = {p["metadata"]["name"] for p in view.decode_pods()}
+        assert "cpu-vllm-decode-0" not in chosen and leaving not in chosen, chosen
+    finally:
+        for name in ("cpu-vllm-decode-0", leaving):
+            kube.patch(pods, name, {"metadata": {"finalizers": None}}, view.namespace)
+            kube.delete(pods, name, view.namespace)
+    wait_for("the decode Deployment whole again", lambda: "; ".join(deployment_problems(
+        view.deployment(profile.decode_deployment), profile.decode_deployment,
+        GUIDE_DECODE_REPLICAS)) or None, timeout=60, interval=0.25, timeout_name="rollout")
+
+
 def test_defects_made_through_the_api_fail_their_own_tests(
         install: tuple[KwokTarget, GuideView], tmp_path: Path) -> None:
     """Negative controls on real objects: a scorer weight changed in the EPP's ConfigMap, a

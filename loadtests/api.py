@@ -129,19 +129,30 @@ class LoadProcess:
             ) from None
 
     def stop(self) -> None:
-        """Terminate the whole process group (master and forked workers)."""
-        if self.proc is None or self.proc.poll() is not None:
+        """Terminate the whole process group: master and forked workers, also when the
+        master is gone already (its workers would be left running)."""
+        if self.proc is None:
             return
         for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
                 return
-            try:
-                self.proc.wait(timeout=grace)
+            if self._group_ended(grace):
                 return
-            except subprocess.TimeoutExpired:
-                continue
+
+    def _group_ended(self, grace: float) -> bool:
+        assert self.proc is not None
+        deadline = time.monotonic() + grace
+        while True:
+            self.proc.poll()  # reap the master: a zombie is still a member of its group
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def result(self) -> LoadResult:
         assert self.proc is not None

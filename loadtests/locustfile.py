@@ -20,11 +20,13 @@ from loadtests import pacing
 from loadtests.dashboard import install_dashboard
 from loadtests.runconfig import spec_from_json
 from loadtests.shapes import LLMShape
+from loadtests.tether import tie_forked_children
 from loadtests.users import LLMUser
 
 __all__ = ["LLMShape", "LLMUser"]
 
 log = logging.getLogger("lamplighter")
+tie_forked_children()  # imported by the master before it forks its --processes workers
 
 
 @events.init_command_line_parser.add_listener

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 
 from fixtures.serving import serving
-from loadtests.api import LoadSpec, run_load
+from loadtests.api import LoadProcess, LoadSpec, run_load
 from loadtests.runconfig import Arrival
 from loadtests.slo import evaluate, parse_slo
 from loadtests.workloads import generate, load_workload
@@ -191,3 +193,24 @@ def test_a_base_url_with_a_path_is_kept(tmp_path: Path) -> None:
         s.error for s in result.samples if not s.ok]
     assert {s.url for s in result.samples} == {PROXY_PREFIX + "/v1/completions"}
     assert served == 10
+
+
+def test_a_killed_master_takes_its_forked_workers_along(sse_server: Server,
+                                                        tmp_path: Path) -> None:
+    """Locust stops its ``--processes`` workers from an atexit hook, which a SIGKILL of the
+    master never runs (pytest killed: the master dies with it); the workers must die too,
+    not wait out their 60 s master-heartbeat timeout."""
+    spec = LoadSpec(base_url=sse_server.url, model="m", workload=WL, users=4,
+                    max_requests=5000, duration_s=30, processes=2)
+    with LoadProcess(spec, tmp_path) as load:
+        assert load.proc is not None
+        master = psutil.Process(load.proc.pid)
+        for _ in range(200):
+            workers = master.children()
+            if len(workers) == 2:
+                break
+            time.sleep(0.05)
+        assert len(workers) == 2, (workers, load.log_path.read_text()[-2000:])
+        master.kill()
+        _, alive = psutil.wait_procs(workers, timeout=5)
+        assert not alive, f"workers outlived their master: {alive}"

@@ -51,7 +51,7 @@ def _server_ttfts(server: Server) -> list[float]:
     return list(httpx.get(server.url + "/server_stats").json()["ttft_s"])
 
 
-def test_exact_cap_and_ttft_close_to_server(sse_server: Server, tmp_path: Path) -> None:
+def test_exact_cap_and_one_sample_per_request(sse_server: Server, tmp_path: Path) -> None:
     before = len(_server_ttfts(sse_server))
     spec = LoadSpec(
         base_url=sse_server.url, model="m", workload=WL, users=4, max_requests=60, duration_s=30
@@ -64,17 +64,28 @@ def test_exact_cap_and_ttft_close_to_server(sse_server: Server, tmp_path: Path) 
     s = result.samples[0]
     assert s.ok and s.pod == "sse-0" and s.completion_tokens == 8 and len(s.itl_s) == 7
     assert s.prompt_tokens == 80 and s.tpot_s is not None and s.ntpot_s is not None
-    # The client must time the first chunk as it arrives, not when the stream ends: a
-    # buffering client would see TTFT ~ E2E (20 ms + 7 x 2 ms). Tolerance 10 ms on the p50 of
-    # 60 requests (the 3 ms goal is measured by benchmarks/measurement_accuracy.py).
-    gap = np.median([x.ttft_s for x in result.samples]) - np.median(server)
-    assert 0 <= gap <= 0.010, f"client-server TTFT p50 gap {gap * 1000:.2f} ms"
     # shared sequence: request i carries workload prompt i (cycled), groups follow the seed
     assert [x.group for x in sorted(result.samples, key=lambda x: x.request_id)][:20] == [
         r.group for r in generate(WL)
     ]
     assert (tmp_path / "locust_stats.csv").exists()
     assert "TTFT" not in (tmp_path / "locust_stats.csv").read_text()  # no polluted rows
+
+
+def test_ttft_is_timed_at_the_first_chunk_not_at_the_stream_end(tmp_path: Path) -> None:
+    """A buffering client would see TTFT ~ E2E: here 7 inter-token gaps of 40 ms (280 ms)
+    after the server's first chunk. The p50 gap to the server's own TTFT over 30 requests
+    must stay under 100 ms: wide of both a busy host's scheduling noise and the 280 ms a
+    buffering client adds (the 3 ms accuracy goal is benchmarks/measurement_accuracy.py's)."""
+    argv = sse_server_argv("--ttft-ms", "20", "--itl-ms", "40")
+    with serving("sse-server-slow-itl", argv, tmp_path / "server") as server:
+        spec = LoadSpec(base_url=server.url, model="m", workload=WL, users=4,
+                        max_requests=30, duration_s=30)
+        result = run_load(spec, tmp_path / "load")
+        served = _server_ttfts(server)
+    assert result.exit_code == 0, result.log_path.read_text()[-2000:]
+    gap = np.median([x.ttft_s for x in result.samples]) - np.median(served)
+    assert 0 <= gap <= 0.100, f"client-server TTFT p50 gap {gap * 1000:.2f} ms"
 
 
 def test_two_processes_one_sample_per_request_same_verdict(

@@ -35,19 +35,20 @@ typecheck: install
 
 unit: install
 	$(UNIT) $(PYTEST_ARGS)
-	$(PY) -m pytest tests/kwok $(PYTEST_ARGS)
+	$(PY) -m pytest $(ALONE) $(PYTEST_ARGS)
 
 suites: conformance
 
-# The harness's own tests run on every core, one test file per worker; the kwok tests after,
-# one cluster at a time (their pods share 127.1.0.0/16, and GAIE's EPP binds every interface;
-# xdist_group cannot keep them together: pytest 9 ignores its node-id suffix). The suites
+# The harness's own tests run on every core, one test file per worker (each worker's kwok
+# clusters on a pod network of its own, tests/support/kwok_networks.py); the upstream EPP on
+# kwok after them, alone: GAIE's EPP binds its chart ports on every interface. The suites
 # measure latency, so they run alone, one test at a time.
 UNIT_WORKERS ?= auto
-UNIT = $(PY) -m pytest tests -n $(UNIT_WORKERS) --dist loadfile --ignore tests/kwok
+ALONE = tests/kwok/test_kwok_upstream_epp.py
+UNIT = $(PY) -m pytest tests -n $(UNIT_WORKERS) --dist loadfile --ignore $(ALONE)
 test: lint typecheck
 	$(UNIT) -p no:cacheprovider $(PYTEST_ARGS)
-	$(PY) -m pytest tests/kwok -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest $(ALONE) -p no:cacheprovider $(PYTEST_ARGS)
 	$(PY) -m pytest suites --target local -p no:cacheprovider $(PYTEST_ARGS)
 	# The same inference and routing promises, and the fault matrix's rows it can take,
 	# against the upstream EPP (GAIE v1.5.0).

@@ -10,6 +10,7 @@ from fixtures.kwok import KwokCluster
 from fixtures.kwok.images import STAND_INS
 from fixtures.ports import PortAllocator
 from fixtures.processes import ProcessSupervisor
+from tests.support.kwok_networks import worker_pod_network
 
 # Images the pod runner tests use besides the real table: one whose readiness a test controls,
 # one the runner has no process for.
@@ -20,6 +21,6 @@ TEST_IMAGES = ("lamplighter/test-gate", "lamplighter/no-launcher")
 def kwok_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KwokCluster]:
     workdir = tmp_path_factory.mktemp("kwok")
     with ProcessSupervisor(workdir / "logs") as supervisor, PortAllocator() as allocator, \
-            KwokCluster(supervisor, allocator, workdir, nodes=2,
+            KwokCluster(supervisor, allocator, workdir, nodes=2, pod_network=worker_pod_network(),
                         run_images=(*STAND_INS, *TEST_IMAGES)) as cluster:
         yield cluster

@@ -19,19 +19,19 @@ from fixtures.stack import Stack
 from fixtures.targets import make_target
 from fixtures.targets.kwok import KwokTarget
 from fixtures.tools import TOOLS
+from tests.support.kwok_networks import worker_pod_network
 from tests.support.served_by import served_by
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-POD_NETWORK = ipaddress.IPv4Network("127.1.0.0/16")
+POD_NETWORK = worker_pod_network()
 NAMESPACE = "llm-d-optimized-baseline"  # the namespace the guide's objects were rendered for
 
 
 @pytest.fixture(scope="module")
 def kwok_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KwokTarget]:
     options = HarnessOptions(target="kwok", guide_version="current", pods=2)
-    target = make_target(options, tmp_path_factory.mktemp("run"))
-    assert isinstance(target, KwokTarget)
+    target = KwokTarget(options, tmp_path_factory.mktemp("run"), pod_network=POD_NETWORK)
     try:
         yield target
     finally:

@@ -1,8 +1,8 @@
 """The upstream GAIE EPP on the kwok target, on the guide's objects and on the harness's own.
 
-Each test stands up a kwok cluster of its own. They live apart from ``test_kwok_target.py``,
-whose module-wide cluster would still be up: two kwok clusters hand out the same loopback pod
-IPs, so only one may run at a time.
+Each test stands up a kwok cluster of its own, apart from ``test_kwok_target.py``'s
+module-wide one. GAIE's EPP binds its chart ports (9002, 9003, 9090) on every interface, so
+no other kwok cluster may run beside it: ``make test`` runs this file alone, after the rest.
 """
 
 from __future__ import annotations

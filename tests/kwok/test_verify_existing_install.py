@@ -27,6 +27,7 @@ from tests.support.deploy_suite import (
     not_supported_reasons,
     run_deploy_suite,
 )
+from tests.support.kwok_networks import worker_pod_network
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -37,7 +38,7 @@ GUIDE_DECODE_REPLICAS = 8  # the rendered decode Deployment's own count: no devi
 def install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KwokTarget, GuideView]]:
     target = KwokTarget(HarnessOptions(target="kwok", guide_version="current",
                                        pods=GUIDE_DECODE_REPLICAS),
-                        tmp_path_factory.mktemp("run"))
+                        tmp_path_factory.mktemp("run"), pod_network=worker_pod_network())
     try:
         yield target, target.deploy()
     finally:

@@ -5,6 +5,7 @@ the chart's service account, and deleting a pod stops its simulator while traffi
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -180,6 +181,8 @@ def test_collected_diagnostics_hold_pods_events_and_logs(kwok_target: KwokTarget
     kwok_target.collect_diagnostics(tmp_path)
     assert "vllm-decode-" in (tmp_path / "pods.yaml").read_text()
     assert (tmp_path / "events.yaml").exists()
+    follower = json.loads((tmp_path / "baseline-endpoints.json").read_text())
+    assert follower["changes"]  # the drain above was followed
     logs = {p.name for p in (tmp_path / "logs").iterdir()}
     assert {"kube-apiserver.log", "kwok.log", "envoy-baseline.log"} <= logs
     assert any(name.endswith("-envoy-proxy.log") for name in logs)

@@ -182,7 +182,8 @@ def test_collected_diagnostics_hold_pods_events_and_logs(kwok_target: KwokTarget
     assert "vllm-decode-" in (tmp_path / "pods.yaml").read_text()
     assert (tmp_path / "events.yaml").exists()
     follower = json.loads((tmp_path / "baseline-endpoints.json").read_text())
-    assert follower["changes"]  # the drain above was followed
+    assert kwok_target.baseline is not None  # what the baseline's Envoy was given, and when
+    assert follower["changes"] == [[t, list(s)] for t, s in kwok_target.baseline.changes]
     logs = {p.name for p in (tmp_path / "logs").iterdir()}
     assert {"kube-apiserver.log", "kwok.log", "envoy-baseline.log"} <= logs
     assert any(name.endswith("-envoy-proxy.log") for name in logs)

@@ -5,14 +5,18 @@ the chart's service account, and deleting a pod stops its simulator while traffi
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from fixtures.kwok.objects import plain
 from fixtures.options import HarnessOptions
 from fixtures.report import RunReport
 from fixtures.stack import Stack
@@ -114,12 +118,72 @@ def test_a_deleted_decode_pod_stops_and_is_no_longer_picked(kwok_target: KwokTar
     assert survivor.name in served  # traffic continues (the replacement pod may join too)
 
 
+def _ready_decode_pods(target: KwokTarget) -> dict[str, str]:
+    """Name -> ``ip:port`` of the decode pods Ready now, as the API server has them."""
+    assert target.view is not None
+    profile = target.view.profile
+    return {p["metadata"]["name"]: f"{p['status']['podIP']}:{profile.serving_port}"
+            for p in target.view.pods(profile.decode_labels)
+            if not p["metadata"].get("deletionTimestamp") and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p["status"].get("conditions") or [])}
+
+
+def test_the_baseline_follows_a_drained_pods_replacement_as_a_service(
+        kwok_target: KwokTarget, kwok_stack: Stack) -> None:
+    """A node drained (cordoned, its decode pod deleted through the API server): the
+    ReplicaSet's replacement lands on the other node with a new name and IP, and the
+    baseline, like a Service, must serve from it and never from the gone pod once it is
+    Ready (a baseline over the addresses of the start answers 503 for the gone pod and never
+    reaches the new one). Cordoned, because kwok hands a freed IP to the next pod of its
+    node: a replacement on the same node could take the old address and hide the defect."""
+    before = _ready_decode_pods(kwok_target)
+    assert len(before) == 2
+    victim, survivor = sorted(before)
+    assert kwok_target.cluster is not None
+    with kwok_target.cluster.api_client() as api_client:
+        core = client.CoreV1Api(api_client)
+        node = str(plain(core.read_namespaced_pod(victim, NAMESPACE))["spec"]["nodeName"])
+        core.patch_node(node, {"spec": {"unschedulable": True}})
+        try:
+            core.delete_namespaced_pod(victim, NAMESPACE)
+            now: dict[str, str] = {}
+            deadline = time.monotonic() + 60
+            while len(now) != 2 or victim in now:
+                assert time.monotonic() < deadline, f"no Ready replacement for {victim}: {now}"
+                time.sleep(0.25)
+                now = _ready_decode_pods(kwok_target)
+        finally:
+            core.patch_node(node, {"spec": {"unschedulable": False}})
+    [replacement] = set(now) - {survivor}
+    assert now[replacement] != before[victim]  # a new IP: the old address cannot serve it
+    deadline = time.monotonic() + 10  # the follower's round and Envoy's reload (kube-proxy's)
+    while not _reaches(kwok_stack.baseline_url, replacement):
+        assert time.monotonic() < deadline, f"the baseline never reached {replacement}"
+        time.sleep(0.1)
+    served = served_by(replace(kwok_stack, gateway_url=kwok_stack.baseline_url), 12,
+                       "baseline-after")  # each must succeed
+    assert victim not in served
+    assert set(served) == {survivor, replacement}
+
+
+def _reaches(url: str, pod: str) -> bool:
+    try:
+        reply = httpx.get(f"{url}/v1/models", timeout=5)
+    except httpx.HTTPError:
+        return False
+    return reply.headers.get("x-inference-pod") == pod
+
+
 def test_collected_diagnostics_hold_pods_events_and_logs(kwok_target: KwokTarget,
                                                          kwok_stack: Stack,
                                                          tmp_path: Path) -> None:
     kwok_target.collect_diagnostics(tmp_path)
     assert "vllm-decode-" in (tmp_path / "pods.yaml").read_text()
     assert (tmp_path / "events.yaml").exists()
+    follower = json.loads((tmp_path / "baseline-endpoints.json").read_text())
+    assert kwok_target.baseline is not None  # what the baseline's Envoy was given, and when
+    assert follower["changes"] == [[t, list(s)] for t, s in kwok_target.baseline.changes]
     logs = {p.name for p in (tmp_path / "logs").iterdir()}
     assert {"kube-apiserver.log", "kwok.log", "envoy-baseline.log"} <= logs
     assert any(name.endswith("-envoy-proxy.log") for name in logs)

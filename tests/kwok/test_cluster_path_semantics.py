@@ -5,7 +5,7 @@ each run through the harness's own functions, each with a negative control."""
 from __future__ import annotations
 
 import copy
-import shutil
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -170,18 +170,18 @@ def test_a_rollout_whose_new_pods_never_get_ready_is_a_problem_though_the_old_po
 
 # -- 3. pull policy -------------------------------------------------------------------------
 def test_the_epp_swap_sets_if_not_present_on_the_template_and_the_pods_it_makes(
-        kwok_cluster: KwokCluster, kube: KubeClient, tmp_path: Path,
+        kwok_cluster: KwokCluster, kube: KubeClient, kubectl: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The install path's own swap (``Installer.use_scheduler_ref``: ``kubectl patch`` of
-    image and pull policy together) on an EPP rendered with ``Always`` as the v0.3 chart does."""
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not on PATH: the install path patches through it")
+    image and pull policy together, the pinned kubectl) on an EPP rendered with ``Always`` as
+    the v0.3 chart does."""
     monkeypatch.setenv("KUBECONFIG", str(kwok_cluster.kubeconfig))
     monkeypatch.setenv("LAMPLIGHTER_SCHEDULER_REF_IMAGE", "example.invalid/scheduler-ref:dev")
     options = HarnessOptions(target="cluster", gateway="istio", namespace=NS,
                              guide_version="v0.3", install=False)
-    target = ClusterTarget(options, tmp_path, kube=kube,
-                           runner=SubprocessRunner(tmp_path / "calls.jsonl"))
+    calls = tmp_path / "calls.jsonl"
+    target = ClusterTarget(options, tmp_path, kube=kube, runner=SubprocessRunner(calls),
+                           kubectl=kubectl)
     name, container = target.profile.epp_deployment, target.profile.epp_container
     epp = _plain(name, "example.invalid/llm-d-inference-scheduler:v0.3.2", "Always")
     epp["spec"]["template"]["spec"]["containers"][0]["name"] = container
@@ -200,6 +200,8 @@ def test_the_epp_swap_sets_if_not_present_on_the_template_and_the_pods_it_makes(
         (made,) = pod["spec"]["containers"]
         assert (made["image"], made["imagePullPolicy"]) == (
             "example.invalid/scheduler-ref:dev", "IfNotPresent")
+    ran = [json.loads(line)["argv"][0] for line in calls.read_text().splitlines()]
+    assert ran and set(ran) == {kubectl}, f"the pinned kubectl ran every call: {ran}"
 
 
 def test_patching_only_the_image_keeps_always(kube: KubeClient) -> None:

@@ -190,6 +190,12 @@ def test_collected_diagnostics_hold_pods_events_and_logs(kwok_target: KwokTarget
     assert any(name.endswith("-epp.log") for name in logs)
 
 
+def test_the_cluster_path_runs_the_pinned_kubectl_of_the_api_servers_release(
+        kwok_target: KwokTarget, kwok_stack: Stack, kubectl: str) -> None:
+    assert kwok_target.view is not None
+    assert kwok_target.view.kubectl_argv("get", "pods")[0] == kubectl != "kubectl"
+
+
 def test_what_each_guide_version_and_mode_supports_on_kwok(tmp_path: Path) -> None:
     """The current guide in standalone mode: deploy and traffic suites. A helmfile-era version:
     traffic suites only (no objects of the guide to verify). Gateway mode: neither (no Gateway

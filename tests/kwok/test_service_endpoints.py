@@ -54,8 +54,8 @@ def test_the_thread_follows_the_service_and_stops_with_the_target() -> None:
     follower = _follower([[A, B], [A, B], [A, C]], published)
     with follower:
         _eventually(lambda: published == [(A, C)])
-        assert follower._thread is not None and follower._thread.is_alive()
-    assert not follower._thread.is_alive()
+        assert follower.running
+    assert not follower.running
 
 
 def test_a_failed_round_is_logged_once_and_the_next_rounds_go_on(

@@ -13,8 +13,10 @@ help:
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# uv installs what pip would, in a third of the time (pip if uv cannot be had)
+	$(PY) -m pip install --quiet uv==0.13.9 \
+		&& $(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]' \
+		|| $(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
 install: $(VENV)/.installed
@@ -35,33 +37,28 @@ typecheck: install
 
 unit: install
 	$(UNIT) $(PYTEST_ARGS)
-	$(PY) -m pytest $(ALONE) $(PYTEST_ARGS)
 
 suites: conformance
 
 # The harness's own tests run on every core, one test file per worker (each worker's kwok
-# clusters on a pod network of its own, tests/support/kwok_networks.py); the upstream EPP on
-# kwok after them, alone: GAIE's EPP binds its chart ports on every interface. The suites
-# measure latency, so they run alone, one test at a time.
+# clusters on a pod network and EPP ports of its own, tests/support/kwok_networks.py). The
+# suites measure latency, so they run alone, one test at a time: scheduler_ref on the local
+# stack, then every suite on a real control plane (kwok) with the upstream EPP (GAIE v1.5.0)
+# in the chart's pod, finding the decode pods through the API server.
 UNIT_WORKERS ?= auto
-ALONE = tests/kwok/test_kwok_upstream_epp.py
-UNIT = $(PY) -m pytest tests -n $(UNIT_WORKERS) --dist loadfile --ignore $(ALONE)
+UNIT = $(PY) -m pytest tests -n $(UNIT_WORKERS) --dist loadfile
 test: lint typecheck
 	$(UNIT) -p no:cacheprovider $(PYTEST_ARGS)
-	$(PY) -m pytest $(ALONE) -p no:cacheprovider $(PYTEST_ARGS)
 	$(PY) -m pytest suites --target local -p no:cacheprovider $(PYTEST_ARGS)
-	# The same inference and routing promises, and the fault matrix's rows it can take,
-	# against the upstream EPP (GAIE v1.5.0).
-	$(PY) -m pytest suites/inference suites/routing suites/faults/test_fault_matrix.py \
-		--target local --scheduler llm-d --sweep off \
+	$(PY) -m pytest suites --target kwok --scheduler llm-d --sweep off \
 		-p no:cacheprovider $(PYTEST_ARGS)
-	# Every suite on a real control plane (kwok): the EPP finds the pods through the API server.
-	$(PY) -m pytest suites --target kwok --sweep off -p no:cacheprovider $(PYTEST_ARGS)
-	# The rate sweep (reported, not asserted; ~35 s a line) runs in the local line above; the
-	# upstream EPP's and kwok's sweeps run in make nightly.
+	# The rate sweep (reported, not asserted; ~35 s a line) runs in the local line above;
+	# scheduler_ref on kwok, the upstream EPP on the local stack and their sweeps run in
+	# make nightly.
 
 # The nightly depth (issue 12): 10,000 generated cases per fuzz target and a 10-minute soak,
-# where make test runs 1,000 and 60 s, and the rate sweeps make test leaves out. Needs the Go
+# where make test runs 1,000 and 60 s; the scheduler/target pairs and rate sweeps make test
+# leaves out. Needs the Go
 # tools (make tools) like make test.
 FUZZ_TESTS = tests/harness/test_gateway_fuzz.py tests/simulator/test_sim_fuzz_hypothesis.py \
 	tests/controlplane/test_upstream_epp.py tests/scheduler_ref/test_sched_fuzz.py
@@ -71,7 +68,9 @@ nightly: install
 	LAMPLIGHTER_SOAK_SECONDS=600 $(PY) -m pytest suites/faults/test_soak.py --target local \
 		--timeout 1800 -p no:cacheprovider $(PYTEST_ARGS)
 	$(PY) -m pytest suites --target kwok -p no:cacheprovider $(PYTEST_ARGS)
-	$(PY) -m pytest suites/routing/test_sweep.py --target local --scheduler llm-d \
+	$(PY) -m pytest suites/inference suites/routing suites/faults/test_fault_matrix.py \
+		--target local --scheduler llm-d -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest suites/routing/test_sweep.py --target kwok --scheduler llm-d \
 		-p no:cacheprovider $(PYTEST_ARGS)
 
 # Pinned tools built from Go modules into ~/.cache/lamplighter/tools (a rebuild is a cache hit).

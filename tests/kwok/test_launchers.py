@@ -4,6 +4,7 @@ and the rendered objects applied in an order that lets every pod start."""
 
 from __future__ import annotations
 
+import unittest.mock
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,15 @@ from fixtures.cluster.paths import guide_fixture_dir
 from fixtures.guide_files import GuideFilesError, rewrite_pod_local
 from fixtures.kwok.guide_install import APPLY_ORDER, RenderedGuide, rendered_objects
 from fixtures.kwok.images import STAND_INS, stage_values
-from fixtures.kwok.launchers import envoy_launcher, epp_launcher, flag_value, launcher_table
+from fixtures.kwok.launchers import (
+    envoy_launcher,
+    epp_launcher,
+    flag_value,
+    launcher_table,
+    shift_epp_ports,
+)
 from fixtures.kwok.pod_runner import RunnablePod
+from fixtures.kwok.probes import probe_check
 from fixtures.localstack import SimulatorParams
 
 POD_IP = "127.1.0.9"
@@ -147,3 +155,63 @@ def test_the_upstream_epp_gets_the_routers_config_minus_what_gaie_lacks(tmp_path
     assert any("no-hit-lru-scorer dropped" in note for note in launch.notes)
     assert "--health-checking=true" in launch.argv
     assert launch.env is not None and launch.env["KUBECONFIG"] == str(tmp_path / "sa.kubeconfig")
+
+
+def test_a_shifted_epp_listens_elsewhere_and_its_pods_envoy_and_probe_follow(
+        tmp_path: Path) -> None:
+    """Two kwok clusters on one host: GAIE's EPP binds every interface, so the second one's
+    EPP takes the chart's ports + 100; the pod's Envoy must ask it there and the pod's
+    readinessProbe (grpc 9003) must probe it there, or the pod never becomes Ready."""
+    pod = _epp_pod(tmp_path)
+    epp = next(c for c in pod.containers if c.name == "epp")
+    envoy = next(c for c in pod.containers if c.name == "envoy-proxy")
+    launch = epp_launcher("llm-d", lambda _: tmp_path / "sa.kubeconfig", port_shift=100)(pod, epp)
+    assert [flag_value(launch.argv, f) for f in
+            ("--grpc-port", "--grpc-health-port", "--metrics-port")] == ["9102", "9103", "9190"]
+    assert launch.moved_ports == {9002: 9102, 9003: 9103, 9090: 9190}
+    assert any("ports 9002, 9003, 9090 -> 9102, 9103, 9190" in n for n in launch.notes)
+
+    proxy = envoy_launcher(tmp_path / "out", epp_port_shift=100)(pod, envoy)
+    doc = yaml.safe_load(Path(proxy.argv[proxy.argv.index("-c") + 1]).read_text())
+    sockets = {(s["address"], s["port_value"]) for s in _sockets(doc)}
+    assert (POD_IP, 9102) in sockets and (POD_IP, 9002) not in sockets
+    assert (POD_IP, 8081) in sockets  # the proxy's own listener stays on the chart's port
+
+    asked: list[str] = []
+
+    def serving(address: str, *_: object) -> bool:
+        asked.append(address)
+        return True
+
+    probed = probe_check(epp.readiness or {}, POD_IP, epp.ports, "probe", launch.moved_ports)
+    with unittest.mock.patch("fixtures.kwok.probes.grpc_serving", serving):
+        assert probed()
+    assert asked == [f"{POD_IP}:9103"]
+
+
+def test_without_a_shift_the_epp_keeps_the_charts_ports(tmp_path: Path) -> None:
+    pod = _epp_pod(tmp_path)
+    epp = next(c for c in pod.containers if c.name == "epp")
+    launch = epp_launcher("llm-d", lambda _: tmp_path / "sa.kubeconfig")(pod, epp)
+    assert launch.moved_ports == {}
+    assert flag_value(launch.argv, "--grpc-port") in (None, "9002")
+
+
+@pytest.mark.parametrize("args", [
+    ["--pool-name", "p", "--grpc-port", "9002", "--metrics-port=9090"],
+    ["--pool-name", "p"],
+])
+def test_shifting_epp_ports_sets_every_port_flag_once(args: list[str]) -> None:
+    shifted = shift_epp_ports(args, 1000)
+    assert shifted[:2] == ["--pool-name", "p"]
+    assert sorted(shifted[2:]) == ["--grpc-health-port=10003", "--grpc-port=10002",
+                                   "--metrics-port=10090"]
+
+
+def _sockets(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        found = [node["socket_address"]] if isinstance(node.get("socket_address"), dict) else []
+        return found + [s for v in node.values() for s in _sockets(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _sockets(v)]
+    return []

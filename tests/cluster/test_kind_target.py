@@ -1,4 +1,7 @@
-"""KindTarget: reuses or creates the cluster, loads images, swaps vLLM for the simulator."""
+"""KindTarget: reuses or creates the cluster, loads images, swaps vLLM for the simulator.
+
+The current guide's swap runs on a real API server (``tests/kwok/
+test_cluster_path_semantics.py``); the helmfile-era one here, on its rendered objects."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from fixtures.targets.kind import KindTarget
 
 from .conftest import require_guide_fixtures
 from .emulator import Emulator
-from .seed import CurrentGuideSeed, GuideSeed
+from .seed import GuideSeed
 
 
 def _runner(tmp_path: Path, clusters: str) -> RecordedRunner:
@@ -142,22 +145,3 @@ def test_deploy_installs_once_for_deploy_suite_and_stack(emulator: Emulator, tmp
     assert first.namespace == second.namespace == "ns"
     argvs = [json.loads(x)["argv"] for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert sum(a[:3] == ["kind", "load", "docker-image"] for a in argvs) == 1, argvs
-
-
-def test_current_guides_modelserver_container_runs_the_simulator(emulator: Emulator,
-                                                                 tmp_path: Path) -> None:
-    """The current guide's overlay names its container ``modelserver`` and serves 8000 with
-    no sidecar: the patch follows the profile, keeps HF_TOKEN and drops the GPU request."""
-    require_guide_fixtures("current")
-    seed = CurrentGuideSeed(emulator, "standalone", "ns").seed()
-    options = HarnessOptions(target="kind", gateway="standalone", namespace="ns",
-                             guide_version="current", install=False)
-    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
-    KindTarget(options, tmp_path, kube=kube, runner=_runner(tmp_path, "")).simulate_decode()
-    dep = emulator.find("Deployment", seed.profile.decode_deployment, "ns")
-    assert dep is not None
-    (server,) = dep["spec"]["template"]["spec"]["containers"]
-    assert server["name"] == "modelserver" and server["command"] == _image_entrypoint()
-    assert server["args"][server["args"].index("--port") + 1] == "8000"
-    assert {e["name"] for e in server["env"]} >= {"HF_TOKEN", "POD_NAME", "POD_NAMESPACE"}
-    assert server["resources"] == {}, "no GPU request left: kind has no GPUs"

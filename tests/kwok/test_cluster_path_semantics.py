@@ -18,7 +18,7 @@ import yaml
 
 from fixtures.cluster import KubeError, TransientKubeError, WaitTimeout
 from fixtures.cluster.checks import container_of, deployment_problems, pool_parent_problems
-from fixtures.cluster.commands import SubprocessRunner
+from fixtures.cluster.commands import RecordedRunner, SubprocessRunner
 from fixtures.cluster.guide import selector_string
 from fixtures.cluster.kube import RESOURCES, KubeClient, resource_for
 from fixtures.cluster.patches import DOWNWARD_API_ENV, container_patch
@@ -28,6 +28,7 @@ from fixtures.controlplane import install_crds
 from fixtures.kwok import KwokCluster
 from fixtures.options import HarnessOptions
 from fixtures.targets.cluster import ClusterTarget
+from fixtures.targets.kind import KindTarget
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -116,6 +117,48 @@ def test_a_merge_patch_of_the_container_list_drops_env_and_mounts_on_the_real_se
     after = container_of(kube.patch(DEPLOYMENT, "decode-merge", patch, NS), "modelserver")
     assert "env" not in after and "volumeMounts" not in after
     assert after["args"] == ["--port", "8000"]
+
+
+def test_the_kind_targets_simulator_patch_goes_through_the_real_server_keeping_the_pod(
+        kube: KubeClient, tmp_path: Path) -> None:
+    """``KindTarget.simulate_decode`` on the current guide's decode Deployment as the API
+    server stores it (defaults filled in): the simulator runs in the ``modelserver`` container
+    on the guide's port, HF_TOKEN and the mounts stay, the GPU request goes, and the pods the
+    controller makes from the patched template carry the pod identity."""
+    name = "optimized-baseline-nvidia-gpu-vllm-decode"  # the current guide's, as the profile says
+    dep = _decode(name)
+    account = dep["spec"]["template"]["spec"]["serviceAccountName"]  # admission requires it
+    kube.create(RESOURCES["ServiceAccount"], {"apiVersion": "v1", "kind": "ServiceAccount",
+                                              "metadata": {"name": account}}, NS)
+    kube.create(DEPLOYMENT, dep, NS)
+    (before,) = dep["spec"]["template"]["spec"]["containers"]
+    assert "nvidia.com/gpu" in str(before["resources"]), "control: the guide asks for a GPU"
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "recordings.yaml").write_text("[]\n")  # any kind/helm call fails
+    options = HarnessOptions(target="kind", gateway="standalone", namespace=NS,
+                             guide_version="current", install=False)
+    target = KindTarget(options, tmp_path, kube=kube,
+                        runner=RecordedRunner(tmp_path / "rec", tmp_path / "calls.jsonl"))
+    assert target.profile.decode_deployment == name
+    target.simulate_decode()
+
+    patched = kube.get(DEPLOYMENT, name, NS)
+    assert patched is not None
+    server = container_of(patched, "modelserver")
+    assert server["image"] != SIMULATED and server["args"][server["args"].index("--port") + 1] \
+        == "8000"
+    assert {e["name"] for e in server["env"]} >= {"HF_TOKEN", "POD_NAME", "POD_NAMESPACE"}
+    assert server["volumeMounts"] == before["volumeMounts"]
+    assert server["resources"] == {}, "no GPU request left: kind has no GPUs"
+
+    def pod_has_identity() -> str | None:
+        pods = kube.list(RESOURCES["Pod"], NS, selector_string(
+            dep["spec"]["selector"]["matchLabels"]))
+        env = [e["name"] for p in pods for c in p["spec"]["containers"] for e in c.get("env", [])
+               if c["image"] == server["image"]]
+        return None if "POD_NAME" in env else f"no pod of the patched template yet: {len(pods)}"
+
+    _poll("a pod of the patched template", pod_has_identity)
 
 
 # -- 2. rollout status ----------------------------------------------------------------------

@@ -227,7 +227,9 @@ def test_hf_secret_is_checked_by_metadata_only(emulator: Emulator, tmp_path: Pat
 def test_baseline_is_reached_through_the_api_servers_service_proxy(
         emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``port-forward service/...`` tunnels to one pod; the service proxy picks an endpoint per
-    request, so the baseline spreads over the decode pods as a Service does."""
+    request, so the baseline spreads over the decode pods as a Service does. On the emulator:
+    kube-apiserver refuses to proxy to a loopback pod IP ("address not allowed", tried on
+    kwok, whose pods must stay on 127.0.0.0/8)."""
     require_guide_fixtures("v0.3")
     GuideSeed(emulator, "v0.3", "istio", NS).seed()
     monkeypatch.delenv("LAMPLIGHTER_BASELINE_URL", raising=False)

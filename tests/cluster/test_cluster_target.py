@@ -1,4 +1,8 @@
-"""ClusterTarget install → up → down against the emulator, helmfile faked by recordings."""
+"""ClusterTarget install → up → down against the emulator, helmfile faked by recordings.
+
+On kwok's real API server instead: per-worker namespaces, the HF token Secret (made from
+HF_TOKEN, or its absence refused before anything is installed) and their cleanup
+(``tests/kwok/test_worker_namespaces.py``)."""
 
 from __future__ import annotations
 
@@ -125,20 +129,6 @@ def test_install_up_and_cleanup_leave_nothing_behind(
         if path.is_file():
             text = path.read_text(errors="replace")
             assert FAKE_HF_TOKEN not in text and encoded not in text, path
-
-
-def test_install_refuses_without_the_hf_secret(emulator: Emulator, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    options = HarnessOptions(target="cluster", gateway="gke", namespace=NS,
-                             guide_dir=tmp_path, guide_version="v0.3")
-    kube = KubeClient.from_kubeconfig(config_file=str(emulator.kubeconfig(tmp_path / "kc")))
-    runner = RecordedRunner(DATA / "recordings" / "v0.3")
-    target = ClusterTarget(options, tmp_path / "run", kube=kube, runner=runner)
-    with pytest.raises(ClusterError, match=f"Secret {NS}/llm-d-hf-token: not found"):
-        target.up()
-    target.down()
-    assert emulator.find("Namespace", NS) is None, "the namespace the harness made is removed"
 
 
 def test_cleanup_goes_on_after_a_failed_step_and_reports_it(

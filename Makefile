@@ -13,10 +13,8 @@ help:
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	# uv installs what pip would, in a third of the time (pip if uv cannot be had)
-	$(PY) -m pip install --quiet uv==0.13.9 \
-		&& $(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]' \
-		|| $(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
 install: $(VENV)/.installed

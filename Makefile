@@ -30,8 +30,10 @@ conformance: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+TYPECHECK = $(VENV)/bin/mypy simulator scheduler_ref fixtures loadtests suites tests benchmarks \
+	conftest.py
 typecheck: install
-	$(VENV)/bin/mypy simulator scheduler_ref fixtures loadtests suites tests benchmarks conftest.py
+	$(TYPECHECK)
 
 unit: install
 	$(UNIT) $(PYTEST_ARGS)
@@ -45,9 +47,24 @@ suites: conformance
 # in the chart's pod, finding the decode pods through the API server.
 UNIT_WORKERS ?= auto
 UNIT = $(PY) -m pytest tests -n $(UNIT_WORKERS) --dist loadfile
-test: lint typecheck
-	$(UNIT) -p no:cacheprovider $(PYTEST_ARGS)
-	$(PY) -m pytest suites --target local -p no:cacheprovider $(PYTEST_ARGS)
+# Beside the harness's own tests (they leave a third of the cores idle): mypy, and the soak,
+# which checks memory and descriptors, not latency. Their output follows the tests'; an
+# interrupted make test stops them (background jobs of a script ignore SIGINT; SIGTERM ends
+# the soak's pytest, whose stack processes die with it, PR_SET_PDEATHSIG).
+SOAK = suites/faults/test_soak.py
+test: lint install
+	@mkdir -p reports
+	trap 'kill $$typecheck $$soak 2>/dev/null' EXIT; \
+	trap 'kill $$typecheck $$soak 2>/dev/null; exit 130' INT TERM; \
+	$(TYPECHECK) > reports/typecheck.log 2>&1 & typecheck=$$!; \
+	$(PY) -m pytest $(SOAK) --target local -p no:cacheprovider $(PYTEST_ARGS) \
+		> reports/soak.log 2>&1 & soak=$$!; \
+	$(UNIT) -p no:cacheprovider $(PYTEST_ARGS); unit=$$?; \
+	wait $$typecheck; typed=$$?; wait $$soak; soaked=$$?; \
+	echo "# mypy (exit $$typed)"; cat reports/typecheck.log; \
+	echo "# $(SOAK) --target local (exit $$soaked)"; cat reports/soak.log; \
+	[ $$unit -eq 0 ] && [ $$typed -eq 0 ] && [ $$soaked -eq 0 ]
+	$(PY) -m pytest suites --target local --ignore $(SOAK) -p no:cacheprovider $(PYTEST_ARGS)
 	$(PY) -m pytest suites --target kwok --scheduler llm-d --sweep off \
 		-p no:cacheprovider $(PYTEST_ARGS)
 	# The rate sweep (reported, not asserted; ~35 s a line) runs in the local line above;
@@ -56,8 +73,7 @@ test: lint typecheck
 
 # The nightly depth (issue 12): 10,000 generated cases per fuzz target and a 10-minute soak,
 # where make test runs 1,000 and 60 s; the scheduler/target pairs and rate sweeps make test
-# leaves out. Needs the Go
-# tools (make tools) like make test.
+# leaves out. Needs the Go tools (make tools) like make test.
 FUZZ_TESTS = tests/harness/test_gateway_fuzz.py tests/simulator/test_sim_fuzz_hypothesis.py \
 	tests/controlplane/test_upstream_epp.py tests/scheduler_ref/test_sched_fuzz.py
 nightly: install
